@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"fanin/internal/batch"
+	"fanin/internal/broker"
+	"fanin/internal/codec"
+	"fanin/internal/output"
+	"fanin/internal/sink"
+)
+
+// app is a running ingester: the database, the NATS connection (and the embedded server, in
+// single-binary mode) and the two projections.
+type app struct {
+	cfg *config
+	log *slog.Logger
+
+	db    *sink.Sink
+	emb   *broker.Embedded
+	nc    *broker.Conn
+	js    jetstream.JetStream
+	loops []*batch.Loop
+}
+
+// openApp opens the database (migrating it), starts the embedded server if asked, connects to
+// NATS and creates the streams if asked. On error, whatever was opened is closed.
+func openApp(ctx context.Context, cfg *config, log *slog.Logger) (a *app, err error) {
+	a = &app{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.close(context.Background())
+		}
+	}()
+	if a.db, err = sink.Open(ctx, cfg.DB); err != nil {
+		return nil, err
+	}
+	applied, err := a.db.Migrate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(applied) > 0 {
+		log.Info("migrated the database", "db", cfg.DB.Path, "versions", applied)
+	}
+	if cfg.DB.Sync == sink.SyncNormal {
+		log.Warn("--sync normal: a power cut or OS crash can lose the last commits, although their messages were acked")
+	}
+
+	if cfg.EmbeddedNATS != "" {
+		if a.emb, err = broker.StartEmbedded(ctx, cfg.EmbeddedNATS, cfg.DataDir, log); err != nil {
+			return nil, err
+		}
+		cfg.NATS.URL = a.emb.URL()
+	}
+	if a.nc, err = broker.Connect(ctx, cfg.NATS, log); err != nil {
+		return nil, err
+	}
+	if a.js, err = jetstream.New(a.nc.Conn); err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if cfg.CreateStreams {
+		if err := a.createStreams(ctx); err != nil {
+			return nil, err
+		}
+	}
+
+	// A fresh or wiped database replays the streams from the start.
+	empty, err := a.db.Empty(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resolver := output.NewResolver(a.js, output.Bucket)
+	opts := []batch.Option{batch.WithReplay(empty), batch.WithLogger(log)}
+	a.loops = []*batch.Loop{
+		batch.New(cfg.Events, a.js, a.write, opts...),
+		batch.New(cfg.Results, a.js, a.write, append(opts, batch.WithResolve(resolver.Resolve))...),
+	}
+	return a, nil
+}
+
+// createStreams creates the missing streams, waiting with backoff while NATS is unreachable.
+func (a *app) createStreams(ctx context.Context) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.MaxInterval, bo.MaxElapsedTime = 5*time.Second, 0
+	for {
+		err := broker.CreateStreams(ctx, a.js, a.log,
+			broker.EventsStream(a.cfg.Events.Stream), broker.ResultsStream(a.cfg.Results.Stream))
+		if err == nil {
+			return nil
+		}
+		d := bo.NextBackOff()
+		a.log.Warn("cannot create the streams yet: retrying", "err", err, "retry_in", d)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("create streams: %w", ctx.Err())
+		case <-time.After(d):
+		}
+	}
+}
+
+// write adapts the sink to the pull loop.
+func (a *app) write(ctx context.Context, recs []codec.Record) ([]string, error) {
+	rep, err := a.db.Write(ctx, recs)
+	return rep.Rejected, err
+}
+
+// run projects both streams until ctx is cancelled, then lets each projection finish the
+// batches in hand (commit, then ack). It returns early with an error if a projection cannot
+// start at all (a durable fanin cannot use).
+func (a *app) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for _, l := range a.loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.Run(ctx); err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				cancel() // one projection cannot run: stop the other cleanly too
+			}
+		}()
+	}
+	if a.cfg.StatsInterval > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.logStats(ctx)
+		}()
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// logStats logs each projection's progress every StatsInterval while it changes.
+func (a *app) logStats(ctx context.Context) {
+	t := time.NewTicker(a.cfg.StatsInterval)
+	defer t.Stop()
+	last := make([]uint64, len(a.loops))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for i, l := range a.loops {
+			done := l.Stats.Acked.Load() + l.Stats.DeadLettered.Load()
+			if done == last[i] {
+				continue
+			}
+			a.log.Info("progress", "projection", projectionName(i),
+				"per_second", float64(done-last[i])/a.cfg.StatsInterval.Seconds(),
+				"acked", l.Stats.Acked.Load(), "dead_lettered", l.Stats.DeadLettered.Load(),
+				"naked", l.Stats.Naked.Load(), "backlog", l.Stats.Pending.Load())
+			last[i] = done
+		}
+	}
+}
+
+// projectionName names a.loops[i].
+func projectionName(i int) string {
+	if i == 0 {
+		return codec.KindStarted.String()
+	}
+	return codec.KindResult.String()
+}
+
+// close shuts down what run left: drain NATS (flushing the last acks) → close the database →
+// stop the embedded server. It is bounded by ctx.
+func (a *app) close(ctx context.Context) error {
+	var errs []error
+	if a.nc != nil {
+		if err := a.nc.Drain(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.db != nil {
+		if err := a.db.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.emb != nil {
+		a.emb.Shutdown()
+	}
+	return errors.Join(errs...)
+}

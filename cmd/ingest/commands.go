@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"fanin/internal/sink"
+)
+
+const runSynopsis = `ingest — project a PC fleet's execution events from NATS JetStream into SQLite, in batches.
+
+Usage:
+  ingest [run] [flags]    ingest until SIGINT/SIGTERM (a second signal exits at once)
+  ingest migrate [flags]  apply the database migrations and exit
+  ingest demo [flags]     broadcast to a simulated fleet on the embedded server and ingest it
+  ingest help             this text
+
+Each projection (started: EVENTS events.started.>, results: RESULTS results.>) fetches up to
+--batch messages or whatever arrived within --wait, writes them in one SQLite transaction,
+then acks them; a failed write is naked with a growing delay; poison goes to dead_letters.`
+
+// Main runs the command line args and returns the exit code: 0 success, 1 failure, 2 bad usage.
+// Cancelling ctx starts a graceful shutdown.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return cmdRun(ctx, args, stdout, stderr, getenv)
+	case "migrate":
+		return cmdMigrate(ctx, args, stdout, stderr, getenv)
+	case "demo":
+		return cmdDemo(ctx, args, stdout, stderr, getenv)
+	case "help":
+		fs := newFlagSet("ingest", runSynopsis, stdout)
+		ingestFlags(fs)
+		fs.Usage()
+		return 0
+	}
+	fmt.Fprintf(stderr, "ingest: unknown command %q (want run, migrate, demo or help)\n", cmd)
+	return 2
+}
+
+// parseFlags parses args into fs; it returns -1 to go on, else the exit code.
+func parseFlags(fs *flagSet, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs.SetOutput(io.Discard) // errors are reported in one line below, help goes to stdout
+	err := fs.parse(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ingest: %v (see ingest --help)\n", err)
+		return 2
+	}
+	return -1
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel)) // validated by finish
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := newFlagSet("ingest", runSynopsis, stdout)
+	cfg := ingestFlags(fs)
+	if code := parseFlags(fs, args, stdout, stderr, getenv); code >= 0 {
+		return code
+	}
+	if err := cfg.finish(); err != nil {
+		fmt.Fprintf(stderr, "ingest: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+
+	a, err := openApp(ctx, cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "ingest: %v\n", err)
+		return 1
+	}
+	code := runUntilStopped(ctx, a)
+	log.Info("stopped", "exit_code", code)
+	return code
+}
+
+// runUntilStopped runs the app until ctx is cancelled and shuts it down in order, within the
+// shutdown timeout: stop fetching → finish the batches in hand (commit → ack) → drain NATS →
+// close the database → stop the embedded server.
+func runUntilStopped(ctx context.Context, a *app) int {
+	done := make(chan error, 1)
+	go func() { done <- a.run(ctx) }()
+
+	var runErr error
+	select {
+	case runErr = <-done:
+	case <-ctx.Done():
+		a.log.Info("shutting down: finishing the batches in hand", "timeout", a.cfg.ShutdownTimeout)
+		timer := time.NewTimer(a.cfg.ShutdownTimeout)
+		defer timer.Stop()
+		select {
+		case runErr = <-done:
+		case <-timer.C:
+			a.log.Error("shutdown timed out: exiting with batches unfinished (they will be redelivered)")
+			return 1
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := a.close(sctx); err != nil {
+		a.log.Error("shutdown", "err", err)
+		return 1
+	}
+	if runErr != nil {
+		a.log.Error("ingest stopped", "err", runErr)
+		return 1
+	}
+	return 0
+}
+
+func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := newFlagSet("ingest migrate", "ingest migrate — apply the database migrations and exit.\n\nUsage:\n  ingest migrate [--db file]", stdout)
+	cfg := ingestFlags(fs)
+	if code := parseFlags(fs, args, stdout, stderr, getenv); code >= 0 {
+		return code
+	}
+	if err := cfg.finish(); err != nil {
+		fmt.Fprintf(stderr, "ingest: %v\n", err)
+		return 2
+	}
+	db, err := sink.Open(ctx, cfg.DB)
+	if err != nil {
+		fmt.Fprintf(stderr, "ingest: %v\n", err)
+		return 1
+	}
+	defer db.Close()
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "ingest: %v\n", err)
+		return 1
+	}
+	if len(applied) == 0 {
+		fmt.Fprintf(stdout, "%s is up to date\n", cfg.DB.Path)
+	} else {
+		fmt.Fprintf(stdout, "%s: applied migrations %v\n", cfg.DB.Path, applied)
+	}
+	return 0
+}

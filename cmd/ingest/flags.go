@@ -1,0 +1,176 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"fanin/internal/batch"
+	"fanin/internal/broker"
+	"fanin/internal/sink"
+)
+
+// config is everything the flags set.
+type config struct {
+	NATS            broker.ConnConfig
+	DB              sink.Config
+	Events, Results batch.Config
+	LogLevel        string
+	LogFormat       string
+	CreateStreams   bool
+	EmbeddedNATS    string
+	DataDir         string
+	ShutdownTimeout time.Duration
+	StatsInterval   time.Duration
+}
+
+// flagSet is a flag.FlagSet whose flags may also come from environment variables; the command
+// line wins over the environment, which wins over the default.
+type flagSet struct {
+	*flag.FlagSet
+	env map[string]string // flag name → environment variable
+}
+
+func newFlagSet(name, synopsis string, out io.Writer) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), env: map[string]string{}}
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "%s\n\nFlags (each also read from the environment variable shown):\n", synopsis)
+		fs.VisitAll(func(f *flag.Flag) {
+			arg, usage := flag.UnquoteUsage(f)
+			fmt.Fprintf(out, "  --%s %s\n", f.Name, arg)
+			fmt.Fprintf(out, "        %s\n", strings.ReplaceAll(usage, "\n", "\n        "))
+			var extra []string
+			if e := fs.env[f.Name]; e != "" {
+				extra = append(extra, "env "+e)
+			}
+			if f.DefValue != "" && f.DefValue != "false" {
+				extra = append(extra, "default "+f.DefValue)
+			}
+			if len(extra) > 0 {
+				fmt.Fprintf(out, "        (%s)\n", strings.Join(extra, ", "))
+			}
+		})
+	}
+	return fs
+}
+
+// parse applies the environment, then the arguments.
+func (fs *flagSet) parse(args []string, getenv func(string) string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		e := fs.env[f.Name]
+		if e == "" || err != nil {
+			return
+		}
+		if v := getenv(e); v != "" {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("$%s: %w", e, serr)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+func (fs *flagSet) envVar(name, env string) { fs.env[name] = env }
+
+// ingestFlags registers the flags of "run" (also used by "demo" and "migrate" for the
+// subsets they need) and returns the config they fill.
+func ingestFlags(fs *flagSet) *config {
+	c := &config{DB: sink.DefaultConfig(), Events: batch.Started(), Results: batch.Results()}
+
+	fs.StringVar(&c.NATS.URL, "nats-url", "nats://127.0.0.1:4222", "NATS server `URLs`, comma-separated (nats:// or tls://)")
+	fs.envVar("nats-url", "NATS_URL")
+	fs.StringVar(&c.NATS.Creds, "nats-creds", "", "NATS credentials `file` (JWT and NKey seed)")
+	fs.envVar("nats-creds", "NATS_CREDS")
+	fs.StringVar(&c.NATS.TLSCA, "nats-tls-ca", "", "`PEM` file of the CA that signed the server's certificate")
+	fs.envVar("nats-tls-ca", "NATS_CA")
+	fs.StringVar(&c.NATS.TLSCert, "nats-tls-cert", "", "client certificate `PEM` file, for mutual TLS (with --nats-tls-key)")
+	fs.envVar("nats-tls-cert", "NATS_CERT")
+	fs.StringVar(&c.NATS.TLSKey, "nats-tls-key", "", "client private key `PEM` file, for mutual TLS")
+	fs.envVar("nats-tls-key", "NATS_KEY")
+
+	fs.StringVar(&c.DB.Path, "db", c.DB.Path, "SQLite database `file` (created with mode 0600; its directory must exist)")
+	fs.envVar("db", "FANIN_DB")
+	fs.StringVar(&c.DB.Sync, "sync", c.DB.Sync, "`full`: fsync every commit, an ack means the row survives a power cut;\nnormal: faster, but a power cut can lose the last commits although their messages were acked")
+	fs.envVar("sync", "FANIN_SYNC")
+
+	fs.IntVar(&c.Events.BatchSize, "batch", c.Events.BatchSize, "N: most `messages` per fetch and per transaction (1–10000)")
+	fs.envVar("batch", "FANIN_BATCH")
+	fs.DurationVar(&c.Events.MaxWait, "wait", c.Events.MaxWait, "T: longest a fetch waits to fill a batch; a caught-up ingester commits at least this often")
+	fs.envVar("wait", "FANIN_WAIT")
+	fs.DurationVar(&c.Events.AckWait, "ack-wait", c.Events.AckWait, "the durables' AckWait: how soon a crashed instance's unacked messages are redelivered")
+	fs.envVar("ack-wait", "FANIN_ACK_WAIT")
+	fs.StringVar(&c.Events.Stream, "events-stream", c.Events.Stream, "`stream` carrying EventStarted on events.started.>")
+	fs.envVar("events-stream", "FANIN_EVENTS_STREAM")
+	fs.StringVar(&c.Results.Stream, "results-stream", c.Results.Stream, "`stream` carrying ExecResult on results.>")
+	fs.envVar("results-stream", "FANIN_RESULTS_STREAM")
+	fs.StringVar(&c.Events.Durable, "events-durable", c.Events.Durable, "durable pull consumer `name` of the started projection")
+	fs.envVar("events-durable", "FANIN_EVENTS_DURABLE")
+	fs.StringVar(&c.Results.Durable, "results-durable", c.Results.Durable, "durable pull consumer `name` of the results projection")
+	fs.envVar("results-durable", "FANIN_RESULTS_DURABLE")
+
+	fs.BoolVar(&c.CreateStreams, "create-streams", false, "create missing streams with the original settings (EVENTS 7 d/256 MiB, RESULTS 30 d/2 GiB);\nwithout it a missing stream is reported and waited for")
+	fs.envVar("create-streams", "FANIN_CREATE_STREAMS")
+	fs.StringVar(&c.EmbeddedNATS, "embedded-nats", "", "start an in-process JetStream server listening on `host:port` and use it (implies --create-streams):\na single binary with no other service")
+	fs.envVar("embedded-nats", "FANIN_EMBEDDED_NATS")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "`directory` where the embedded server stores its streams")
+	fs.envVar("data-dir", "FANIN_DATA_DIR")
+
+	fs.StringVar(&c.LogLevel, "log-level", "info", "`level`: debug, info, warn or error")
+	fs.envVar("log-level", "FANIN_LOG_LEVEL")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "`format`: text or json")
+	fs.envVar("log-format", "FANIN_LOG_FORMAT")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest a graceful shutdown may take before ingest gives up and exits non-zero")
+	fs.envVar("shutdown-timeout", "FANIN_SHUTDOWN_TIMEOUT")
+	fs.DurationVar(&c.StatsInterval, "stats-interval", 10*time.Second, "how often progress is logged (0 disables)")
+	fs.envVar("stats-interval", "FANIN_STATS_INTERVAL")
+	return c
+}
+
+// finish copies the shared settings into both projections and validates everything.
+func (c *config) finish() error {
+	c.Results.BatchSize, c.Results.MaxWait, c.Results.AckWait = c.Events.BatchSize, c.Events.MaxWait, c.Events.AckWait
+	if c.EmbeddedNATS != "" {
+		c.CreateStreams = true
+	}
+	if c.ShutdownTimeout <= 0 {
+		return errors.New("--shutdown-timeout must be positive")
+	}
+	if c.StatsInterval < 0 {
+		return errors.New("--stats-interval must not be negative")
+	}
+	if err := c.DB.Validate(); err != nil {
+		return err
+	}
+	if err := c.Events.Validate(); err != nil {
+		return err
+	}
+	if err := c.Results.Validate(); err != nil {
+		return err
+	}
+	if c.Events.Stream == c.Results.Stream {
+		return errors.New("--events-stream and --results-stream must differ")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
+	}
+	return nil
+}

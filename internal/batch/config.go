@@ -1,0 +1,96 @@
+package batch
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"fanin/internal/codec"
+)
+
+// Config describes one projection: which durable it pulls from, what it expects there, and how
+// it batches and retries.
+type Config struct {
+	// Stream and Durable name the JetStream stream and the durable pull consumer on it.
+	Stream, Durable string
+	// FilterSubject is the consumer's filter, e.g. "events.started.>".
+	FilterSubject string
+	// Kind is the event every message on FilterSubject carries.
+	Kind codec.Kind
+
+	// BatchSize is N, the most messages one Fetch and one transaction hold (default 1000).
+	BatchSize int
+	// MaxWait is T, how long a Fetch waits to fill a batch (default 100ms). A caught-up
+	// projection commits at least every T.
+	MaxWait time.Duration
+	// AckWait is how long the server waits for an ack before redelivering: how soon a crashed
+	// instance's messages come back (default 30s). It must be well above MaxWait plus a slow
+	// commit.
+	AckWait time.Duration
+	// MaxAckPending caps unacked messages on the consumer. Zero means 3·BatchSize (and at least
+	// 1000), room for one batch committing, one fetched ahead, and naked ones waiting.
+	MaxAckPending int
+
+	// RetryInitial and RetryMax bound the exponential backoff used for the nak delay after a
+	// failed write and for the pause after a failed fetch (defaults 100ms and 30s).
+	RetryInitial, RetryMax time.Duration
+}
+
+// DefaultConfig returns a projection's defaults; the caller fills Stream, Durable,
+// FilterSubject and Kind.
+func DefaultConfig() Config {
+	return Config{
+		BatchSize:    1000,
+		MaxWait:      100 * time.Millisecond,
+		AckWait:      30 * time.Second,
+		RetryInitial: 100 * time.Millisecond,
+		RetryMax:     30 * time.Second,
+	}
+}
+
+// Started returns the defaults of the started projection (EVENTS, events.started.>).
+func Started() Config {
+	c := DefaultConfig()
+	c.Stream, c.Durable, c.FilterSubject, c.Kind = "EVENTS", "backend_events_projector", "events.started.>", codec.KindStarted
+	return c
+}
+
+// Results returns the defaults of the results projection (RESULTS, results.>).
+func Results() Config {
+	c := DefaultConfig()
+	c.Stream, c.Durable, c.FilterSubject, c.Kind = "RESULTS", "backend_results_projector", "results.>", codec.KindResult
+	return c
+}
+
+// maxAckPending returns the effective MaxAckPending.
+func (c Config) maxAckPending() int {
+	if c.MaxAckPending > 0 {
+		return c.MaxAckPending
+	}
+	return max(3*c.BatchSize, 1000)
+}
+
+// Validate reports the first setting that cannot work, naming its flag.
+func (c Config) Validate() error {
+	switch {
+	case c.Stream == "":
+		return errors.New("stream name must not be empty")
+	case c.Durable == "":
+		return errors.New("durable name must not be empty")
+	case c.FilterSubject == "":
+		return errors.New("filter subject must not be empty")
+	case c.Kind != codec.KindStarted && c.Kind != codec.KindResult:
+		return fmt.Errorf("unknown event kind %d", c.Kind)
+	case c.BatchSize < 1 || c.BatchSize > 10000:
+		return fmt.Errorf("--batch must be between 1 and 10000, not %d", c.BatchSize)
+	case c.MaxWait < time.Millisecond || c.MaxWait > time.Minute:
+		return fmt.Errorf("--wait must be between 1ms and 1m, not %s", c.MaxWait)
+	case c.AckWait < 2*c.MaxWait+5*time.Second:
+		return fmt.Errorf("--ack-wait (%s) must be at least twice --wait plus 5s, room for a slow commit", c.AckWait)
+	case c.MaxAckPending != 0 && c.MaxAckPending < 2*c.BatchSize:
+		return fmt.Errorf("max ack pending (%d) must be at least twice --batch (%d), or a Fetch is silently capped", c.MaxAckPending, c.BatchSize)
+	case c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial:
+		return errors.New("retry intervals must be positive, the maximum no less than the initial")
+	}
+	return nil
+}

@@ -1,0 +1,357 @@
+// Package batch is fanin's pull loop: it fetches batches from a durable JetStream consumer,
+// decodes them, hands each to a writer that commits it in one transaction, then acks (or
+// terminates, for dead letters) every message of it; a failed write is naked with a growing
+// delay. It knows nothing about SQLite.
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"fanin/internal/codec"
+)
+
+// WriteFunc commits a batch of records in one transaction. It returns, for each record (same
+// index), the reason it was dead-lettered, or "" when it was projected; the loop terminates the
+// former and acks the latter. An error means nothing may be acked: the loop naks the whole batch
+// with a delay and retries it later. The records must not be kept after it returns.
+type WriteFunc func(ctx context.Context, recs []codec.Record) (rejected []string, err error)
+
+// ResolveFunc completes a decoded result before it is written, e.g. by fetching the large
+// output its StdoutObject / StderrObject name. An error means the record cannot be written now
+// and is retried later.
+type ResolveFunc func(ctx context.Context, r *codec.Result) error
+
+// Stats counts what a Loop has done since it started. The zero value is ready to use.
+type Stats struct {
+	Fetched      atomic.Uint64 // messages received
+	Acked        atomic.Uint64 // messages projected and acked
+	DeadLettered atomic.Uint64 // messages dead-lettered and terminated
+	Naked        atomic.Uint64 // messages naked after a failed write or resolve
+	Batches      atomic.Uint64 // batches committed
+	Pending      atomic.Uint64 // the consumer's NumPending, as of the latest message fetched
+}
+
+// Loop is one projection: a durable consumer feeding a WriteFunc.
+type Loop struct {
+	cfg     Config
+	js      jetstream.JetStream
+	write   WriteFunc
+	resolve ResolveFunc
+	replay  bool
+	log     *slog.Logger
+
+	// Stats is updated as the loop runs; read it at any time.
+	Stats Stats
+}
+
+// Option configures a Loop.
+type Option func(*Loop)
+
+// WithResolve sets the function that completes results before they are written.
+func WithResolve(f ResolveFunc) Option { return func(l *Loop) { l.resolve = f } }
+
+// WithReplay makes the loop recreate a durable that has acknowledged messages before, so the
+// whole stream is projected again (see EnsureConsumer). Set it when the database is empty.
+func WithReplay(replay bool) Option { return func(l *Loop) { l.replay = replay } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(log *slog.Logger) Option { return func(l *Loop) { l.log = log } }
+
+// New returns a loop for one projection. It does no I/O; call Run.
+func New(cfg Config, js jetstream.JetStream, write WriteFunc, opts ...Option) *Loop {
+	l := &Loop{cfg: cfg, js: js, write: write, log: slog.Default()}
+	for _, o := range opts {
+		o(l)
+	}
+	l.log = l.log.With("projection", cfg.Kind.String(), "stream", cfg.Stream, "durable", cfg.Durable)
+	return l
+}
+
+// fetched is one batch between the fetch and the write stage.
+type fetched struct {
+	msgs []jetstream.Msg
+	recs []codec.Record
+}
+
+// Run binds the durable (waiting, with backoff, for its stream to exist) and projects batches
+// until ctx is cancelled. Fetching the next batch overlaps with writing the current one.
+//
+// Shutdown order, once ctx is cancelled: stop fetching (a Fetch under way ends within MaxWait),
+// write and ack every batch already fetched, return. Writes in that phase are not interrupted;
+// the caller bounds the whole by its shutdown timeout. Run returns nil after a clean stop.
+func (l *Loop) Run(ctx context.Context) error {
+	if err := l.cfg.Validate(); err != nil {
+		return err
+	}
+	cons, err := l.bind(ctx, l.replay)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	l.log.Info("projecting", "filter", l.cfg.FilterSubject, "batch", l.cfg.BatchSize, "wait", l.cfg.MaxWait)
+
+	ch := make(chan *fetched, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(ch)
+		l.fetchLoop(ctx, cons, ch)
+	}()
+	l.writeLoop(ctx, ch)
+	wg.Wait()
+	return nil
+}
+
+// bind calls EnsureConsumer until it succeeds, backing off on failure. Only a configuration
+// the server refuses outright is returned as an error.
+func (l *Loop) bind(ctx context.Context, replay bool) (jetstream.Consumer, error) {
+	bo := l.newBackoff(5 * time.Second)
+	for attempt := 0; ; attempt++ {
+		cons, err := EnsureConsumer(ctx, l.js, l.cfg, replay, l.log)
+		if err == nil {
+			return cons, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.Code == 400 || errors.Is(err, ErrIncompatibleDurable) {
+			return nil, err // the server refused the configuration: retrying changes nothing
+		}
+		d := bo.NextBackOff()
+		if errors.Is(err, ErrStreamMissing) {
+			if attempt == 0 || attempt%20 == 0 {
+				l.log.Warn("stream does not exist yet: waiting for it (create it, or run with --create-streams)", "retry_in", d)
+			}
+		} else {
+			l.log.Warn("cannot bind the durable: retrying", "err", err, "retry_in", d)
+		}
+		if !sleep(ctx, d) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// fetchLoop fetches batches, decodes them and hands them to the write stage until ctx ends.
+func (l *Loop) fetchLoop(ctx context.Context, cons jetstream.Consumer, out chan<- *fetched) {
+	bo := l.newBackoff(5 * time.Second)
+	failing := false
+	for ctx.Err() == nil {
+		msgs, err := l.fetch(cons)
+		if len(msgs) > 0 {
+			if f := l.prepare(ctx, msgs); f != nil {
+				out <- f // the write stage drains until we close: this never blocks for good
+			}
+		}
+		if err == nil {
+			if failing {
+				l.log.Info("fetching again")
+				failing = false
+			}
+			bo.Reset()
+			continue
+		}
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			l.log.Warn("durable vanished: binding it again", "err", err)
+			if c, err := l.bind(ctx, false); err == nil {
+				cons = c
+			}
+			continue
+		}
+		d := bo.NextBackOff()
+		if !failing {
+			l.log.Warn("fetch failed: retrying with backoff", "err", err, "retry_in", d)
+			failing = true
+		} else {
+			l.log.Debug("fetch failed again", "err", err, "retry_in", d)
+		}
+		sleep(ctx, d)
+	}
+}
+
+// fetch pulls one batch: up to BatchSize messages, or whatever arrived within MaxWait.
+func (l *Loop) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
+	b, err := cons.Fetch(l.cfg.BatchSize, jetstream.FetchMaxWait(l.cfg.MaxWait))
+	if err != nil {
+		return nil, fmt.Errorf("fetch: %w", err)
+	}
+	msgs := make([]jetstream.Msg, 0, l.cfg.BatchSize)
+	for m := range b.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		return msgs, fmt.Errorf("fetch: %w", err)
+	}
+	return msgs, nil
+}
+
+// prepare turns messages into decoded records; results are resolved. Messages that are not
+// JetStream messages are terminated (they cannot be acked or recorded); records whose resolve
+// failed are naked for later.
+func (l *Loop) prepare(ctx context.Context, msgs []jetstream.Msg) *fetched {
+	l.Stats.Fetched.Add(uint64(len(msgs)))
+	f := &fetched{msgs: msgs[:0], recs: make([]codec.Record, 0, len(msgs))}
+	var pending uint64
+	for _, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil {
+			l.log.Error("message without JetStream metadata: terminating it", "subject", m.Subject(), "err", err)
+			m.Term()
+			continue
+		}
+		r := codec.Record{
+			Stream:    md.Stream,
+			Seq:       md.Sequence.Stream,
+			Subject:   m.Subject(),
+			Published: md.Timestamp,
+			Payload:   m.Data(),
+			Header:    m.Headers(),
+			Kind:      l.cfg.Kind,
+		}
+		r.Decode()
+		if r.Poison == nil && r.Kind == codec.KindResult && l.resolve != nil {
+			if err := l.resolve(ctx, &r.Result); err != nil {
+				l.log.Warn("cannot complete result: retrying it later", "seq", r.Seq, "err", err)
+				m.NakWithDelay(l.cfg.RetryInitial * 10)
+				l.Stats.Naked.Add(1)
+				continue
+			}
+		}
+		pending = md.NumPending
+		f.msgs = append(f.msgs, m)
+		f.recs = append(f.recs, r)
+	}
+	l.Stats.Pending.Store(pending)
+	if len(f.msgs) == 0 {
+		return nil
+	}
+	return f
+}
+
+// writeLoop writes each fetched batch and settles its messages, until in is closed.
+func (l *Loop) writeLoop(ctx context.Context, in <-chan *fetched) {
+	// Writes are never interrupted: a batch in hand at shutdown is committed and acked.
+	wctx := context.WithoutCancel(ctx)
+	bo := l.newBackoff(l.cfg.RetryMax)
+	var next *fetched
+	for {
+		f := next
+		next = nil
+		if f == nil {
+			var ok bool
+			if f, ok = <-in; !ok {
+				return
+			}
+		}
+		rejected, err := l.write(wctx, f.recs)
+		if err != nil {
+			d := bo.NextBackOff()
+			l.log.Warn("write failed: naking the batch", "err", err, "messages", len(f.msgs), "redeliver_in", d)
+			for _, m := range f.msgs {
+				m.NakWithDelay(d)
+			}
+			l.Stats.Naked.Add(uint64(len(f.msgs)))
+			next = l.pause(ctx, d, in)
+			continue
+		}
+		bo.Reset()
+		l.settle(f, rejected)
+	}
+}
+
+// settle acks the projected messages of a committed batch and terminates its dead letters.
+func (l *Loop) settle(f *fetched, rejected []string) {
+	var acked, dead uint64
+	for i, m := range f.msgs {
+		if reason := rejected[i]; reason != "" {
+			if len(reason) > 200 {
+				reason = reason[:200]
+			}
+			m.TermWithReason("fanin dead letter: " + reason)
+			dead++
+			continue
+		}
+		// Ack is fire-and-forget: a lost ack only means a redelivery, which changes nothing.
+		m.Ack()
+		acked++
+	}
+	l.Stats.Acked.Add(acked)
+	l.Stats.DeadLettered.Add(dead)
+	l.Stats.Batches.Add(1)
+	if dead > 0 {
+		l.log.Warn("dead-lettered messages", "count", dead, "first_reason", firstNonEmpty(rejected))
+	}
+}
+
+// pause waits d after a failed write, so a failing database is not hammered. A batch the fetch
+// stage hands over meanwhile is held, with InProgress sent on its messages so the server does
+// not redeliver them, and returned to be written next. The pause ends early when ctx ends.
+func (l *Loop) pause(ctx context.Context, d time.Duration, in <-chan *fetched) *fetched {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	tick := time.NewTicker(max(l.cfg.AckWait/3, time.Second))
+	defer tick.Stop()
+	var held *fetched
+	recv := in
+	for {
+		select {
+		case <-ctx.Done():
+			return held
+		case <-timer.C:
+			return held
+		case f, ok := <-recv:
+			if !ok {
+				return held
+			}
+			held, recv = f, nil
+		case <-tick.C:
+			if held != nil {
+				for _, m := range held.msgs {
+					m.InProgress()
+				}
+			}
+		}
+	}
+}
+
+func (l *Loop) newBackoff(maxInterval time.Duration) *backoff.ExponentialBackOff {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = l.cfg.RetryInitial
+	bo.MaxInterval = max(maxInterval, l.cfg.RetryInitial)
+	bo.MaxElapsedTime = 0 // never give up
+	bo.Reset()
+	return bo
+}
+
+// sleep waits d or until ctx ends; it reports whether the full d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func firstNonEmpty(ss []string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

@@ -1,0 +1,53 @@
+package codec
+
+import "time"
+
+// Kind says which event a projection expects on its subjects.
+type Kind uint8
+
+// The two event kinds fanin projects.
+const (
+	KindStarted Kind = iota + 1 // EventStarted, on events.started.>
+	KindResult                  // ExecResult, on results.>
+)
+
+// String returns "started" or "result".
+func (k Kind) String() string {
+	switch k {
+	case KindStarted:
+		return "started"
+	case KindResult:
+		return "result"
+	}
+	return "unknown"
+}
+
+// Record is one JetStream message on its way from the pull loop to the sink: where it came
+// from, and either its decoded event or the reason it can never be projected.
+type Record struct {
+	Stream    string
+	Seq       uint64 // stream sequence: with Stream, the message's identity
+	Subject   string
+	Published time.Time // the JetStream timestamp; becomes recorded_at
+	Payload   []byte
+	Header    map[string][]string
+
+	Kind    Kind
+	Started Started // set when Kind is KindStarted and Poison is nil
+	Result  Result  // set when Kind is KindResult and Poison is nil
+	// Poison is non-nil when the payload can never succeed (a *PoisonError); the record is
+	// dead-lettered with Poison.Error() as the reason.
+	Poison error
+}
+
+// Decode fills r.Started or r.Result from r.Payload according to r.Kind, or sets r.Poison.
+func (r *Record) Decode() {
+	switch r.Kind {
+	case KindStarted:
+		r.Started, r.Poison = DecodeStarted(r.Payload)
+	case KindResult:
+		r.Result, r.Poison = DecodeResult(r.Payload)
+	default:
+		r.Poison = &PoisonError{Reason: "no projection for this message"}
+	}
+}

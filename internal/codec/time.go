@@ -1,0 +1,105 @@
+package codec
+
+import "time"
+
+// TimeLayout is the fixed-width UTC form every timestamp is stored in:
+// microseconds, always six digits, and a literal Z, so that text order is time
+// order (for years 0000–9999; see FormatTime).
+const TimeLayout = "2006-01-02T15:04:05.000000Z"
+
+// FormatTime returns t in TimeLayout: converted to UTC, truncated (not
+// rounded) to microseconds.
+//
+// Pitfall: a payload time accepted near the ends of the RFC 3339 range can
+// leave years 0000–9999 once converted to UTC (e.g. "0000-01-01T00:00:00+01:00"
+// is in year -1); such text is not fixed-width and does not sort as time.
+func FormatTime(t time.Time) string {
+	return t.UTC().Format(TimeLayout)
+}
+
+// AppendTime appends FormatTime(t) to b, for callers that build text without
+// allocating.
+func AppendTime(b []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(b, TimeLayout)
+}
+
+// parseTime reports whether time.Parse(time.RFC3339Nano, string(b)) accepts
+// b, and returns what it returns.
+//
+// The common form, "YYYY-MM-DDTHH:MM:SS[.fraction]Z", is parsed here without
+// allocating by the very rules of the standard library's own RFC 3339 fast
+// path (year 0000–9999, day within the month, hour 0–23, minute and second
+// 0–59, fraction of any length truncated to nanoseconds); anything else —
+// offsets, and whatever this parser rejects — goes to time.Parse, the
+// authority.
+func parseTime(b []byte) (time.Time, bool) {
+	if t, ok := parseUTC(b); ok {
+		return t, true
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(b))
+	return t, err == nil
+}
+
+func parseUTC(b []byte) (time.Time, bool) {
+	if len(b) < len("2006-01-02T15:04:05Z") || b[len(b)-1] != 'Z' ||
+		b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
+		return time.Time{}, false
+	}
+	ok := true
+	num := func(s []byte, lo, hi int) int {
+		x := 0
+		for _, c := range s {
+			if !isDigit(c) {
+				ok = false
+				return lo
+			}
+			x = x*10 + int(c-'0')
+		}
+		if x < lo || x > hi {
+			ok = false
+			return lo
+		}
+		return x
+	}
+	year := num(b[0:4], 0, 9999)
+	month := num(b[5:7], 1, 12)
+	day := num(b[8:10], 1, daysIn(month, year))
+	hour := num(b[11:13], 0, 23)
+	minute := num(b[14:16], 0, 59)
+	sec := num(b[17:19], 0, 59)
+	if !ok {
+		return time.Time{}, false
+	}
+	frac := b[19 : len(b)-1]
+	nsec := 0
+	if len(frac) > 0 {
+		if len(frac) < 2 || frac[0] != '.' {
+			return time.Time{}, false
+		}
+		for k, c := range frac[1:] {
+			if !isDigit(c) {
+				return time.Time{}, false
+			}
+			if k < 9 {
+				nsec = nsec*10 + int(c-'0')
+			}
+		}
+		for k := len(frac) - 1; k < 9; k++ {
+			nsec *= 10
+		}
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), true
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}

@@ -1,0 +1,128 @@
+package codec
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFormatTime(t *testing.T) {
+	tokyo := time.FixedZone("JST", 9*3600)
+	tests := []struct {
+		name string
+		in   time.Time
+		want string
+	}{
+		{"whole seconds", time.Date(2026, 5, 20, 12, 0, 0, 0, time.UTC), "2026-05-20T12:00:00.000000Z"},
+		{"microseconds kept", time.Date(2026, 5, 20, 12, 0, 0, 123456000, time.UTC), "2026-05-20T12:00:00.123456Z"},
+		{"truncated, not rounded", time.Date(2026, 5, 20, 12, 0, 0, 123456999, time.UTC), "2026-05-20T12:00:00.123456Z"},
+		{"no rounding into the next second", time.Date(2026, 12, 31, 23, 59, 59, 999999999, time.UTC), "2026-12-31T23:59:59.999999Z"},
+		{"before the epoch", time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC), "1969-12-31T23:59:59.999999Z"},
+		{"offset converted to UTC", time.Date(2026, 5, 20, 9, 0, 0, 500, tokyo), "2026-05-20T00:00:00.000000Z"},
+		{"offset crossing the day", time.Date(2026, 5, 20, 1, 0, 0, 0, tokyo), "2026-05-19T16:00:00.000000Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := FormatTime(tt.in); got != tt.want {
+				t.Fatalf("FormatTime(%v) = %s, want %s", tt.in, got, tt.want)
+			}
+			if got := string(AppendTime([]byte("x"), tt.in)); got != "x"+tt.want {
+				t.Fatalf("AppendTime(x, %v) = %s, want x%s", tt.in, got, tt.want)
+			}
+			if len(tt.want) != len(TimeLayout) {
+				t.Fatalf("%s is not fixed-width", tt.want)
+			}
+		})
+	}
+}
+
+// oddTimes are payload times around the edges of what time.RFC3339Nano
+// accepts; the decoder must agree with time.Parse on each, whatever it says.
+var oddTimes = []string{
+	"2026-05-20T12:00:00Z",
+	"2026-05-20T12:00:00.1Z",
+	"2026-05-20T12:00:00.123456789Z",
+	"2026-05-20T12:00:00.1234567891234Z", // beyond nanoseconds: truncated
+	"2026-05-20T12:00:00.000000000000000000000000000000001Z",
+	"2026-05-20T12:00:00+09:00",
+	"2026-05-20T12:00:00.5-07:30",
+	"2026-05-20T12:00:00-00:00",
+	"2026-05-20T12:00:00+23:59",
+	"2026-05-20T12:00:00+24:00", // time.Parse's general path accepts it
+	"2026-05-20T12:00:00+09:60",
+	"2026-05-20T12:00:00,5Z", // comma fraction: accepted by time.Parse
+	"2026-05-20T1:00:00Z",    // one-digit hour: accepted by time.Parse
+	"2024-02-29T00:00:00Z",
+	"2000-02-29T00:00:00Z",
+	"1900-02-29T00:00:00Z",
+	"2026-02-29T00:00:00Z",
+	"2026-04-31T00:00:00Z",
+	"0000-01-01T00:00:00Z",
+	"9999-12-31T23:59:59.999999999Z",
+	"0000-01-01T00:00:00+01:00",
+	"2026-05-20t12:00:00Z",
+	"2026-05-20T12:00:00z",
+	"2026-05-20 12:00:00Z",
+	"2026-05-20T12:00:00.Z",
+	"2026-05-20T12:00:00+0900",
+	"2026-05-20T24:00:00Z",
+	"2026-05-20T12:60:00Z",
+	"2026-05-20T12:00:60Z",
+	"2026-13-01T00:00:00Z",
+	"2026-00-01T00:00:00Z",
+	"2026-05-00T00:00:00Z",
+	"2026-5-20T12:00:00Z",
+	"+2026-05-20T12:00:00Z",
+	"2026-05-20T12:00Z",
+	"2026-05-20T12:00:00ZZ",
+	"2026-05-20T12:00:00Z ",
+	" 2026-05-20T12:00:00Z",
+	"2026-05-20T12:00:00.5.5Z",
+	"2026-05-20T12:00:00.-5Z",
+	"2026-05-20T12:00:0aZ",
+	"２026-05-20T12:00:00Z",
+	"",
+	"Z",
+}
+
+func TestParseTimeMirrorsTimeParse(t *testing.T) {
+	for _, s := range oddTimes {
+		want, err := time.Parse(time.RFC3339Nano, s)
+		got, ok := parseTime([]byte(s))
+		if ok != (err == nil) || !got.Equal(want) {
+			t.Fatalf("parseTime(%q) = %v, %v; time.Parse = %v, %v", s, got, ok, want, err)
+		}
+		if _, ok := parseUTC([]byte(s)); ok && !strings.HasSuffix(s, "Z") {
+			t.Fatalf("parseUTC(%q) accepted a time without Z", s)
+		}
+		// Through the decoder, both for Started and Result.
+		_, err = DecodeStarted(object(with(startedBase, "started_at", `"`+s+`"`)...))
+		if (err == nil) != ok {
+			t.Fatalf("DecodeStarted with started_at %q: err %v, time.Parse ok %v", s, err, ok)
+		}
+		r, err := DecodeResult(object(with(legacyBase, "finished_at", `"`+s+`"`)...))
+		if (err == nil) != ok || (ok && !r.FinishedAt.Equal(want)) {
+			t.Fatalf("DecodeResult with finished_at %q: %v, %v; time.Parse %v ok %v", s, r.FinishedAt, err, want, ok)
+		}
+	}
+}
+
+func FuzzParseTime(f *testing.F) {
+	for _, s := range oddTimes {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, err := time.Parse(time.RFC3339Nano, s)
+		got, ok := parseTime([]byte(s))
+		// Offsets other than Z and local get a fresh *Location each parse, so
+		// compare instant and zone rather than with ==.
+		gotName, gotOff := got.Zone()
+		wantName, wantOff := want.Zone()
+		if ok != (err == nil) || !got.Equal(want) || gotName != wantName || gotOff != wantOff {
+			t.Fatalf("parseTime(%q) = %v, %v; time.Parse = %v, %v", s, got, ok, want, err)
+		}
+		if got, ok := parseUTC([]byte(s)); ok && got != want {
+			t.Fatalf("parseUTC(%q) = %v; time.Parse = %v", s, got, want)
+		}
+	})
+}

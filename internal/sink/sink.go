@@ -1,0 +1,105 @@
+// Package sink writes decoded events into SQLite: it opens the database with the pragmas an
+// ingester needs, applies the migrations, and writes each batch in one transaction.
+package sink
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"sync"
+
+	_ "github.com/mattn/go-sqlite3" // the "sqlite3" database/sql driver
+)
+
+// Sink is fanin's SQLite database. One connection writes; both projections share it, so they
+// take turns and never meet SQLITE_BUSY from each other. Readers in other processes can query
+// the file at any time (WAL).
+type Sink struct {
+	cfg Config
+	db  *sql.DB
+
+	mu     sync.Mutex // serialises Write; guards closed
+	closed bool
+}
+
+// Open opens (creating it with mode 0600 if needed) the database at cfg.Path and checks that it
+// is usable. It does not migrate: call Migrate.
+func Open(ctx context.Context, cfg Config) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(cfg.Path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	f.Close()
+
+	db, err := sql.Open("sqlite3", dsn(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", cfg.Path, err)
+	}
+	// One connection: SQLite allows one writer at a time, and a single connection is what
+	// makes the two projections queue here instead of failing with SQLITE_BUSY.
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", cfg.Path, err)
+	}
+	if mode != "wal" {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: journal mode is %q, want wal (is it on a network filesystem?)", cfg.Path, mode)
+	}
+	return &Sink{cfg: cfg, db: db}, nil
+}
+
+// dsn builds the go-sqlite3 data source name. Every pragma fanin relies on is set here, per
+// connection; sink_test.go reads them back, since a misspelled key is silently ignored.
+func dsn(cfg Config) string {
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", cfg.Sync)
+	q.Set("_busy_timeout", fmt.Sprint(cfg.BusyTimeout.Milliseconds()))
+	q.Set("_txlock", "immediate") // BEGIN IMMEDIATE: take the write lock up front
+	q.Set("_cache_size", fmt.Sprint(-cfg.CacheSizeMiB*1024))
+	q.Set("_foreign_keys", "0")
+	u := url.URL{Scheme: "file", Opaque: url.PathEscape(cfg.Path), RawQuery: q.Encode()}
+	return u.String()
+}
+
+// DB returns the underlying handle, for reads (tests, the demo's summary, the replay check).
+// Reads share the writer's single connection.
+func (s *Sink) DB() *sql.DB { return s.db }
+
+// Close waits for a Write in progress, then closes the database. It is idempotent.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close database: %w", err)
+	}
+	return nil
+}
+
+// Empty reports whether the database holds no projected row and no dead letter: a fresh or
+// wiped database, which the ingester answers by replaying the streams from the start.
+func (s *Sink) Empty(ctx context.Context) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx,
+		`SELECT (SELECT count(*) FROM (SELECT 1 FROM execution_results LIMIT 1)) +
+		        (SELECT count(*) FROM (SELECT 1 FROM dead_letters LIMIT 1))`).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("check for an empty database: %w", err)
+	}
+	return n == 0, nil
+}
