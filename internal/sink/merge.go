@@ -5,12 +5,12 @@ import "fanin/internal/codec"
 // row is one execution_results row as the projection rules see it. Empty strings stand for
 // NULL in the nullable text columns (codec already maps "" to absent).
 type row struct {
-	resultID       string
-	requestID      string
-	execID         string
-	pcID           string
-	exitCode       int32
-	finished       bool // finished_at and exit_code are set
+	resultID  string
+	requestID string
+	execID    string
+	pcID      string
+	exitCode  int32
+	finished  bool // finished_at and exit_code are set
 	// stdout and stderr are never read back from the database (they can be megabytes); they
 	// hold the text to write when textSet says this merge set the outcome.
 	stdout, stderr string
