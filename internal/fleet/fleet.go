@@ -111,7 +111,7 @@ var poisonPayloads = [][]byte{
 	[]byte(`{"result_id":"x","request_id":`), // truncated JSON
 	[]byte(`not json at all`),                // not JSON
 	[]byte(``),                               // empty
-	[]byte(`{"request_id":"r","pc_id":"p","exit_code":1.5,"stdout":"","stderr":"","started_at":"2026-05-16T00:00:00Z","finished_at":"2026-05-16T00:00:00Z","result_id":"q","exec_id":"e","manifest_id":"m","version":"v"}`),
+	[]byte(`{"request_id":"r","pc_id":"p","exit_code":1.5,"stdout":"","stderr":"","started_at":"2026-05-16T00:00:00Z","finished_at":"2026-05-16T00:00:00Z","result_id":"q","exec_id":"e","manifest_id":"m"}`), // exit_code 1.5; no version
 	[]byte(`{"result_id":"r","request_id":"q","exec_id":"e","pc_id":"p","started_at":"yesterday","finished_at":"yesterday","manifest_id":"m","version":"1","exit_code":0,"stdout":"","stderr":""}`),
 }
 

@@ -1,0 +1,490 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"fanin/internal/batch"
+	"fanin/internal/broker"
+	"fanin/internal/codec"
+	"fanin/internal/fleet"
+	"fanin/internal/natstest"
+	"fanin/internal/sink"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// testBroadcast is the fleet the end-to-end tests ingest.
+func testBroadcast(pcs int, seed uint64) fleet.Broadcast {
+	return fleet.Broadcast{
+		ExecID: "exec-1", RequestID: "req-1", ManifestID: "inventory-hw", Version: "1.0.0",
+		PCs: pcs, Seed: seed, FailureRate: 0.05, DuplicateRate: 0.1, Poison: 5, LegacyResults: 0.05,
+	}
+}
+
+// testConfig returns an ingester config for srv and a database in a temp dir, with short
+// waits so tests run fast.
+func testConfig(t *testing.T, url string) *config {
+	t.Helper()
+	fs := newFlagSet("test", "", io.Discard)
+	cfg := ingestFlags(fs)
+	if err := fs.parse(nil, func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	cfg.NATS.URL = url
+	cfg.DB.Path = filepath.Join(t.TempDir(), "fanin.db")
+	cfg.DB.Sync = sink.SyncNormal // fsync costs seconds under -race; durability is not what these tests check
+	cfg.Events.BatchSize = 500
+	cfg.Events.MaxWait = 50 * time.Millisecond
+	cfg.Events.AckWait = 6 * time.Second
+	cfg.CreateStreams = true
+	cfg.StatsInterval = 0
+	cfg.ShutdownTimeout = 20 * time.Second
+	if err := cfg.finish(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Events.RetryInitial, cfg.Results.RetryInitial = 20*time.Millisecond, 20*time.Millisecond
+	cfg.Events.RetryMax, cfg.Results.RetryMax = 500*time.Millisecond, 500*time.Millisecond
+	return cfg
+}
+
+// createExecution adds the executions row the backend would have created.
+func createExecution(t *testing.T, path string, b fleet.Broadcast) {
+	t.Helper()
+	ctx := context.Background()
+	cfg := sink.DefaultConfig()
+	cfg.Path = path
+	s, err := sink.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(ctx, `INSERT INTO executions (exec_id, job_id, version, initiated_by,
+		initiated_at, target_count) VALUES (?, ?, ?, 'test', '2026-05-20T12:00:00.000000Z', ?)`,
+		b.ExecID, b.ManifestID, b.Version, b.PCs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// running is an app started by startApp.
+type running struct {
+	*app
+	stop func() int // cancel and wait; returns the exit code
+}
+
+func startApp(t *testing.T, cfg *config) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := openApp(ctx, cfg, quiet)
+	if err != nil {
+		cancel()
+		t.Fatalf("open: %v", err)
+	}
+	done := make(chan int, 1)
+	go func() { done <- runUntilStopped(ctx, a) }()
+	var once sync.Once
+	code := -1
+	r := &running{app: a, stop: func() int {
+		once.Do(func() {
+			cancel()
+			code = <-done
+		})
+		return code
+	}}
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+func publishAll(t *testing.T, js jetstream.JetStream, msgs []fleet.Message) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := fleet.Publish(ctx, js, msgs, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func shuffled(msgs []fleet.Message, seed uint64) []fleet.Message {
+	out := append([]fleet.Message(nil), msgs...)
+	rand.New(rand.NewPCG(seed, 1)).Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+func waitDrained(t *testing.T, js jetstream.JetStream, timeout time.Duration) {
+	t.Helper()
+	natstest.Eventually(t, timeout, "both durables drained", func() bool {
+		return natstest.ConsumerDrained(t, js, "EVENTS", "backend_events_projector") &&
+			natstest.ConsumerDrained(t, js, "RESULTS", "backend_results_projector")
+	})
+}
+
+// expected is what a broadcast must leave in the tables.
+type expected struct {
+	rows, failures, poison int
+}
+
+func expect(msgs []fleet.Message, pcs int) expected {
+	e := expected{rows: pcs}
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		switch {
+		case m.Poison:
+			e.poison++
+		case m.Kind == codec.KindResult && m.Failed && !seen[m.ResultID]:
+			seen[m.ResultID] = true
+			e.failures++
+		}
+	}
+	return e
+}
+
+// checkTables verifies the database against the broadcast, row for row.
+func checkTables(t *testing.T, path string, b fleet.Broadcast, want expected) {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var rows, finished, versioned, distinctPCs int
+	if err := db.QueryRow(`SELECT count(*), count(finished_at), count(version), count(DISTINCT pc_id)
+		FROM execution_results WHERE exec_id = ?`, b.ExecID).Scan(&rows, &finished, &versioned, &distinctPCs); err != nil {
+		t.Fatal(err)
+	}
+	if rows != want.rows || finished != want.rows || versioned != want.rows || distinctPCs != want.rows {
+		t.Errorf("execution_results: %d rows, %d finished, %d with version, %d PCs; want %d of each",
+			rows, finished, versioned, distinctPCs, want.rows)
+	}
+	var status string
+	var success, failure int
+	if err := db.QueryRow(`SELECT status, success_count, failure_count FROM executions WHERE exec_id = ?`,
+		b.ExecID).Scan(&status, &success, &failure); err != nil {
+		t.Fatal(err)
+	}
+	if status != "completed" || success != want.rows-want.failures || failure != want.failures {
+		t.Errorf("executions: %s %d/%d, want completed %d/%d", status, success, failure, want.rows-want.failures, want.failures)
+	}
+	var dead, distinctDead int
+	if err := db.QueryRow(`SELECT count(*), count(DISTINCT stream || stream_seq) FROM dead_letters`).Scan(&dead, &distinctDead); err != nil {
+		t.Fatal(err)
+	}
+	if dead != want.poison || distinctDead != want.poison {
+		t.Errorf("dead_letters: %d rows (%d distinct), want %d", dead, distinctDead, want.poison)
+	}
+}
+
+// dump renders the three tables canonically, for comparing two databases.
+func dump(t *testing.T, path string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var b strings.Builder
+	for _, q := range []string{
+		`SELECT result_id, request_id, quote(exec_id), pc_id, quote(exit_code), stdout, stderr, started_at,
+			quote(finished_at), recorded_at, quote(job_id), quote(version), reaped, quote(expires_at),
+			quote(parent_result_id), skipped FROM execution_results ORDER BY result_id`,
+		`SELECT * FROM executions ORDER BY exec_id`,
+		`SELECT stream, stream_seq, subject, reason, hex(payload), quote(headers), recorded_at FROM dead_letters ORDER BY stream, stream_seq`,
+	} {
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range vals {
+				if bs, ok := v.([]byte); ok {
+					v = string(bs)
+				}
+				fmt.Fprintf(&b, "%v|", v)
+			}
+			b.WriteByte('\n')
+		}
+		rows.Close()
+	}
+	return b.String()
+}
+
+func TestBroadcastOf10000PCsEndToEnd(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.ClientURL())
+	cfg := testConfig(t, srv.ClientURL())
+	b := testBroadcast(10000, 1)
+	createExecution(t, cfg.DB.Path, b)
+
+	r := startApp(t, cfg)
+	msgs := shuffled(b.Messages(), 2) // started and results in any order
+	publishAll(t, js, msgs)
+	waitDrained(t, js, 2*time.Minute)
+	if code := r.stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	checkTables(t, cfg.DB.Path, b, expect(msgs, b.PCs))
+}
+
+func TestCrashBetweenCommitAndAckChangesNothing(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.ClientURL())
+	b := testBroadcast(600, 3)
+	msgs := shuffled(b.Messages(), 4)
+
+	// The reference: the same messages ingested without a crash.
+	ref := testConfig(t, srv.ClientURL())
+	ref.Events.Stream, ref.Results.Stream = "EVENTS", "RESULTS"
+	createExecution(t, ref.DB.Path, b)
+	r := startApp(t, ref)
+	publishAll(t, js, msgs)
+	waitDrained(t, js, time.Minute)
+	r.stop()
+
+	// The crash: a second set of durables; the first instance commits some batches, then its
+	// connection dies before it can ack them.
+	cfg := testConfig(t, srv.ClientURL())
+	cfg.Events.Durable, cfg.Results.Durable = "crash_events", "crash_results"
+	createExecution(t, cfg.DB.Path, b)
+	db, err := sink.Open(context.Background(), cfg.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashConn, crashJS := natstest.Connect(t, srv.ClientURL())
+	var commits sync.WaitGroup
+	commits.Add(2)
+	crashed := make(chan struct{})
+	var once sync.Once
+	write := func(ctx context.Context, recs []codec.Record) ([]string, error) {
+		rep, err := db.Write(ctx, recs)
+		if err != nil {
+			return nil, err
+		}
+		once.Do(func() { crashConn.Close(); close(crashed) }) // committed, and now no ack can leave
+		return rep.Rejected, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var loops sync.WaitGroup
+	for _, c := range []batch.Config{cfg.Events, cfg.Results} {
+		l := batch.New(c, crashJS, write, batch.WithLogger(quiet))
+		loops.Add(1)
+		go func() { defer loops.Done(); l.Run(ctx) }()
+	}
+	select {
+	case <-crashed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no batch committed")
+	}
+	cancel()
+	loops.Wait()
+	db.Close()
+
+	// Restart: the unacked messages come back after AckWait and change nothing.
+	r2 := startApp(t, cfg)
+	natstest.Eventually(t, time.Minute, "crash durables drained", func() bool {
+		return natstest.ConsumerDrained(t, js, "EVENTS", "crash_events") && natstest.ConsumerDrained(t, js, "RESULTS", "crash_results")
+	})
+	if code := r2.stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if got, want := dump(t, cfg.DB.Path), dump(t, ref.DB.Path); got != want {
+		t.Fatalf("tables after a crash between commit and ack differ from the reference:\n%s", firstDiff(got, want))
+	}
+}
+
+func TestDatabaseLockedBacksOffAndCatchesUp(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.ClientURL())
+	cfg := testConfig(t, srv.ClientURL())
+	cfg.DB.BusyTimeout = 100 * time.Millisecond
+	b := testBroadcast(1000, 5)
+	createExecution(t, cfg.DB.Path, b)
+	r := startApp(t, cfg)
+
+	// Another process holds the write lock for a few seconds while the burst arrives.
+	locker, err := sql.Open("sqlite3", "file:"+cfg.DB.Path+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close()
+	tx, err := locker.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := b.Messages()
+	publishAll(t, js, msgs)
+	natstest.Eventually(t, 20*time.Second, "naks while locked", func() bool {
+		return r.loops[0].Stats.Naked.Load()+r.loops[1].Stats.Naked.Load() > 0
+	})
+	time.Sleep(2 * time.Second)
+	if n := r.loops[0].Stats.Acked.Load() + r.loops[1].Stats.Acked.Load(); n != 0 {
+		t.Fatalf("%d messages acked while the database was locked", n)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	waitDrained(t, js, time.Minute)
+	if code := r.stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	checkTables(t, cfg.DB.Path, b, expect(msgs, b.PCs))
+}
+
+func TestGracefulShutdownAcksOnlyWhatIsCommitted(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.ClientURL())
+	cfg := testConfig(t, srv.ClientURL())
+	cfg.Events.BatchSize = 200
+	b := testBroadcast(8000, 6)
+	b.DuplicateRate, b.Poison = 0, 0
+	var started []fleet.Message
+	for _, m := range b.Messages() {
+		if m.Kind == codec.KindStarted {
+			started = append(started, m)
+		}
+	}
+	r := startApp(t, cfg)
+	publishAll(t, js, started)
+	natstest.Eventually(t, time.Minute, "ingest under way", func() bool { return r.loops[0].Stats.Acked.Load() > 1000 })
+	if code := r.stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+
+	ctx := context.Background()
+	c, err := js.Consumer(ctx, "EVENTS", "backend_events_projector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Acks are applied by the server shortly after they arrive.
+	var info *jetstream.ConsumerInfo
+	natstest.Eventually(t, 10*time.Second, "no ack pending", func() bool {
+		info, err = c.Info(ctx)
+		return err == nil && info.NumAckPending == 0
+	})
+	acked := len(started) - int(info.NumPending)
+	var rows int
+	db, err := sql.Open("sqlite3", "file:"+cfg.DB.Path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(`SELECT count(*) FROM execution_results`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != acked {
+		t.Fatalf("%d messages acked, %d rows committed: shutdown acked what it had not written or left fetched messages unacked", acked, rows)
+	}
+}
+
+func TestReplayAfterAWipedDatabase(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.ClientURL())
+	cfg := testConfig(t, srv.ClientURL())
+	b := testBroadcast(300, 7)
+	createExecution(t, cfg.DB.Path, b)
+	msgs := b.Messages()
+	r := startApp(t, cfg)
+	publishAll(t, js, msgs)
+	waitDrained(t, js, time.Minute)
+	r.stop()
+	before := dump(t, cfg.DB.Path)
+
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(cfg.DB.Path + suffix)
+	}
+	createExecution(t, cfg.DB.Path, b)
+	r = startApp(t, cfg)
+	natstest.Eventually(t, time.Minute, "the stream projected again", func() bool {
+		return dump(t, cfg.DB.Path) == before
+	})
+	r.stop()
+}
+
+func TestLargeOutputIsReadFromTheObjectStore(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.ClientURL())
+	cfg := testConfig(t, srv.ClientURL())
+	ctx := context.Background()
+	store, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "result_output"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("line of output\n", 20000) + "\xff\xfe end"
+	if _, err := store.PutBytes(ctx, "out/r-big", []byte(big)); err != nil {
+		t.Fatal(err)
+	}
+	r := startApp(t, cfg)
+	for _, p := range []string{
+		`{"result_id":"r-big","request_id":"q","pc_id":"pc1","exit_code":0,"stdout":"truncated","stderr":"","started_at":"2026-05-20T12:00:00Z","finished_at":"2026-05-20T12:00:01Z","stdout_object":"out/r-big"}`,
+		`{"result_id":"r-missing","request_id":"q","pc_id":"pc2","exit_code":0,"stdout":"inline","stderr":"warn","started_at":"2026-05-20T12:00:00Z","finished_at":"2026-05-20T12:00:01Z","stderr_object":"out/gone"}`,
+	} {
+		if _, err := js.Publish(ctx, "results.q", []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitDrained(t, js, 30*time.Second)
+	r.stop()
+
+	db, err := sql.Open("sqlite3", "file:"+cfg.DB.Path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var stdout, stderr string
+	if err := db.QueryRow(`SELECT stdout FROM execution_results WHERE result_id = 'r-big'`).Scan(&stdout); err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Repeat("line of output\n", 20000) + "\uFFFD\uFFFD end"; stdout != want {
+		t.Fatalf("stdout from the object store: %d bytes, want %d", len(stdout), len(want))
+	}
+	if err := db.QueryRow(`SELECT stdout || '|' || stderr FROM execution_results WHERE result_id = 'r-missing'`).Scan(&stderr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(stderr, "inline|warn\n") || !strings.Contains(stderr, `"out/gone"`) {
+		t.Fatalf("missing object: got %q, want the inline text kept and a note naming the key", stderr)
+	}
+}
+
+func firstDiff(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := 0; i < len(g) || i < len(w); i++ {
+		var a, b string
+		if i < len(g) {
+			a = g[i]
+		}
+		if i < len(w) {
+			b = w[i]
+		}
+		if a != b {
+			return fmt.Sprintf("line %d:\n got  %s\n want %s", i+1, a, b)
+		}
+	}
+	return "(no difference)"
+}
+
+var _ = errors.New
+var _ = broker.EventsStream
