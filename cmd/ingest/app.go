@@ -33,8 +33,8 @@ type app struct {
 
 // openApp opens the database (migrating it), starts the embedded server if asked, connects to
 // NATS and creates the streams if asked. On error, whatever was opened is closed.
-func openApp(ctx context.Context, cfg *config, log *slog.Logger) (a *app, err error) {
-	a = &app{cfg: cfg, log: log}
+func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			a.close(context.Background())

@@ -338,4 +338,3 @@ func TestConfigValidateNamesTheFlag(t *testing.T) {
 		t.Fatalf("defaults invalid: %v", err)
 	}
 }
-
