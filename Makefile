@@ -1,0 +1,28 @@
+# fanin — see README.md. CI runs `make test` (via .ci/run), exactly as a developer does.
+GO ?= go
+
+.PHONY: build test lint bench demo fuzz clean
+
+build: ## the ingest binary, in ./bin
+	$(GO) build -o bin/ingest ./cmd/ingest
+
+test: lint ## vet, then every test with the race detector (embedded NATS, SQLite in temp dirs)
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench: ## the benchmark harness: drain vs sink vs per-message vs fanin, in one run
+	$(GO) run ./bench
+
+demo: ## a simulated 10,000-PC broadcast on the embedded server
+	$(GO) run ./cmd/ingest demo
+
+fuzz: ## a minute of fuzzing per codec target
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeStarted -fuzztime=60s ./internal/codec
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeResult -fuzztime=60s ./internal/codec
+
+clean:
+	rm -rf bin fanin-demo.db fanin-demo.db-wal fanin-demo.db-shm
