@@ -25,7 +25,8 @@
 // Syntax is checked before meaning: a payload that is not valid JSON is
 // always reported as such (reason prefixed "not JSON"), whatever else is wrong
 // with it; otherwise the first field error in payload order is reported, then
-// missing fields. Nesting deeper than 1000 containers is rejected ("nesting too
-// deep") even though it is valid JSON, so a hostile payload cannot exhaust the
-// stack. There is no size limit: the transport caps payload size.
+// missing fields. The one exception: nesting deeper than 1000 containers is
+// rejected the moment it is seen ("nesting too deep at offset N"), valid JSON
+// or not, so a hostile payload cannot exhaust the stack. There is no size
+// limit: the transport caps payload size.
 package codec

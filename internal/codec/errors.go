@@ -63,8 +63,9 @@ func rawClip(b []byte) string {
 	return string(b[:clipLen]) + "..."
 }
 
-// quoteChar formats the byte c for a syntax error, as encoding/json does:
-// 'x', '\'', '"', or '\x01' for anything unprintable or non-ASCII.
+// quoteChar formats the byte c for a syntax error as encoding/json does: a
+// printable ASCII byte between single quotes (the single quote itself
+// backslash-escaped), anything else as a \xNN escape between single quotes.
 func quoteChar(c byte) string {
 	switch {
 	case c == '\'':

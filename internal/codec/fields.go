@@ -15,10 +15,10 @@ func (p span) empty() bool        { return p.start == p.end }
 type strRule uint8
 
 const (
-	required          strRule = iota // a non-empty string
-	requiredMayBeEmpty               // a string, "" allowed (stdout, stderr)
-	optional                         // a string or null; null and "" mean absent
-	optionalDiscard                  // as optional, but the value is not kept
+	required           strRule = iota // a non-empty string
+	requiredMayBeEmpty                // a string, "" allowed (stdout, stderr)
+	optional                          // a string or null; null and "" mean absent
+	optionalDiscard                   // as optional, but the value is not kept
 )
 
 // claim marks field f (an index into names, or -1 for an unknown member) as

@@ -86,7 +86,9 @@ func TestDecodeResultAccepts(t *testing.T) {
 		{"result_id empty derives legacy id", object(with(legacyBase, "result_id", `""`)...), legacyWant},
 		{"result_id null derives legacy id", object(with(legacyBase, "result_id", `null`)...), legacyWant},
 		{"legacy id of other names", object(with(with(legacyBase, "request_id", `"req-1"`), "pc_id", `"minipc"`)...),
-			edit(legacyWant, func(r *Result) { r.RequestID, r.PCID, r.ResultID = "req-1", "minipc", "722f75c0-00a3-5b49-9373-14e030183bcc" })},
+			edit(legacyWant, func(r *Result) {
+				r.RequestID, r.PCID, r.ResultID = "req-1", "minipc", "722f75c0-00a3-5b49-9373-14e030183bcc"
+			})},
 
 		{"exec_id null is absent", object(with(fullResult, "exec_id", `null`)...), edit(fullWant, func(r *Result) { r.ExecID = "" })},
 		{"exec_id empty is absent", object(with(fullResult, "exec_id", `""`)...), edit(fullWant, func(r *Result) { r.ExecID = "" })},
