@@ -27,8 +27,14 @@ type Config struct {
 	// instance's messages come back (default 30s). It must be well above MaxWait plus a slow
 	// commit.
 	AckWait time.Duration
-	// MaxAckPending caps unacked messages on the consumer. Zero means 3·BatchSize (and at least
-	// 1000), room for one batch committing, one fetched ahead, and naked ones waiting.
+	// GroupBatches is how many fetched batches one transaction may take together while the
+	// projection is behind (default 8). Random result ids scatter a batch's writes over the
+	// B-trees; a bigger transaction dirties each page for more rows, so a backlog drains faster
+	// the bigger the group. Caught up, each transaction holds what one Fetch brought within
+	// MaxWait. 1 disables grouping.
+	GroupBatches int
+	// MaxAckPending caps unacked messages on the consumer. Zero means (GroupBatches+2)·BatchSize
+	// (and at least 1000): a full group committing, and one more batch fetched ahead.
 	MaxAckPending int
 
 	// RetryInitial and RetryMax bound the exponential backoff used for the nak delay after a
@@ -41,6 +47,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		BatchSize:    1000,
+		GroupBatches: 8,
 		MaxWait:      100 * time.Millisecond,
 		AckWait:      30 * time.Second,
 		RetryInitial: 100 * time.Millisecond,
@@ -67,7 +74,7 @@ func (c Config) maxAckPending() int {
 	if c.MaxAckPending > 0 {
 		return c.MaxAckPending
 	}
-	return max(3*c.BatchSize, 1000)
+	return max((c.GroupBatches+2)*c.BatchSize, 1000)
 }
 
 // Validate reports the first setting that cannot work, naming its flag.
@@ -83,6 +90,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("unknown event kind %d", c.Kind)
 	case c.BatchSize < 1 || c.BatchSize > 10000:
 		return fmt.Errorf("--batch must be between 1 and 10000, not %d", c.BatchSize)
+	case c.GroupBatches < 1 || c.GroupBatches > 100:
+		return fmt.Errorf("--group must be between 1 and 100, not %d", c.GroupBatches)
 	case c.MaxWait < time.Millisecond || c.MaxWait > time.Minute:
 		return fmt.Errorf("--wait must be between 1ms and 1m, not %s", c.MaxWait)
 	case c.AckWait < 2*c.MaxWait+5*time.Second:

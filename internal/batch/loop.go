@@ -101,7 +101,8 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	l.log.Info("projecting", "filter", l.cfg.FilterSubject, "batch", l.cfg.BatchSize, "wait", l.cfg.MaxWait)
 
-	ch := make(chan *fetched, 1)
+	// The fetch stage may run GroupBatches ahead: the write stage takes them in one transaction.
+	ch := make(chan *fetched, l.cfg.GroupBatches)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -255,6 +256,7 @@ func (l *Loop) writeLoop(ctx context.Context, in <-chan *fetched) {
 				return
 			}
 		}
+		f = l.group(f, in)
 		rejected, err := l.write(wctx, f.recs)
 		if err != nil {
 			d := bo.NextBackOff()
@@ -269,6 +271,24 @@ func (l *Loop) writeLoop(ctx context.Context, in <-chan *fetched) {
 		bo.Reset()
 		l.settle(f, rejected)
 	}
+}
+
+// group adds to f the batches already waiting in in, up to GroupBatches in all: while the
+// projection is behind, one transaction takes several fetches.
+func (l *Loop) group(f *fetched, in <-chan *fetched) *fetched {
+	for n := 1; n < l.cfg.GroupBatches; n++ {
+		select {
+		case g, ok := <-in:
+			if !ok {
+				return f
+			}
+			f.msgs = append(f.msgs, g.msgs...)
+			f.recs = append(f.recs, g.recs...)
+		default:
+			return f
+		}
+	}
+	return f
 }
 
 // settle acks the projected messages of a committed batch and terminates its dead letters.
