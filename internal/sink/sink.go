@@ -5,13 +5,41 @@ package sink
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"net/url"
 	"os"
 	"sync"
+	"time"
 
-	_ "github.com/mattn/go-sqlite3" // the "sqlite3" database/sql driver
+	"github.com/mattn/go-sqlite3"
 )
+
+// connector opens go-sqlite3 connections with fanin's DSN and connect hook, without
+// registering a driver globally.
+type connector struct {
+	dsn string
+	drv *sqlite3.SQLiteDriver
+}
+
+func (c connector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
+func (c connector) Driver() driver.Driver                         { return c.drv }
+
+// Checkpoint policy, set on every connection. Random result ids dirty a page per row or so: the
+// default auto-checkpoint (1000 pages, 4 MiB) would copy the WAL back into the database at
+// nearly every commit. A larger WAL lets a page rewritten by several commits be copied once;
+// journal_size_limit truncates the WAL file once a checkpoint has emptied it.
+const (
+	walAutocheckpointPages = 16384    // 64 MiB of 4 KiB pages
+	journalSizeLimit       = 64 << 20 // bytes
+)
+
+// connectHook sets what the DSN cannot.
+func connectHook(c *sqlite3.SQLiteConn) error {
+	_, err := c.Exec(fmt.Sprintf("PRAGMA wal_autocheckpoint = %d; PRAGMA journal_size_limit = %d;",
+		walAutocheckpointPages, journalSizeLimit), nil)
+	return err
+}
 
 // Sink is fanin's SQLite database. One connection writes; both projections share it, so they
 // take turns and never meet SQLITE_BUSY from each other. Readers in other processes can query
@@ -36,10 +64,7 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	}
 	f.Close()
 
-	db, err := sql.Open("sqlite3", dsn(cfg))
-	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", cfg.Path, err)
-	}
+	db := sql.OpenDB(connector{dsn: dsn(cfg), drv: &sqlite3.SQLiteDriver{ConnectHook: connectHook}})
 	// One connection: SQLite allows one writer at a time, and a single connection is what
 	// makes the two projections queue here instead of failing with SQLITE_BUSY.
 	db.SetMaxOpenConns(1)
@@ -65,7 +90,8 @@ func dsn(cfg Config) string {
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", cfg.Sync)
-	q.Set("_busy_timeout", fmt.Sprint(cfg.BusyTimeout.Milliseconds()))
+	// Rounded up: 0 would mean "fail at once", which a sub-millisecond setting does not ask for.
+	q.Set("_busy_timeout", fmt.Sprint((cfg.BusyTimeout+time.Millisecond-1).Milliseconds()))
 	q.Set("_txlock", "immediate") // BEGIN IMMEDIATE: take the write lock up front
 	q.Set("_cache_size", fmt.Sprint(-cfg.CacheSizeMiB*1024))
 	q.Set("_foreign_keys", "0")

@@ -49,6 +49,12 @@ func TestOpenSetsPragmas(t *testing.T) {
 			if got := pragma[int](t, s, "cache_size"); got != -3*1024 {
 				t.Errorf("cache_size = %d, want %d (KiB, negative)", got, -3*1024)
 			}
+			if got := pragma[int](t, s, "wal_autocheckpoint"); got != walAutocheckpointPages {
+				t.Errorf("wal_autocheckpoint = %d, want %d", got, walAutocheckpointPages)
+			}
+			if got := pragma[int](t, s, "journal_size_limit"); got != journalSizeLimit {
+				t.Errorf("journal_size_limit = %d, want %d", got, journalSizeLimit)
+			}
 			if got := pragma[int](t, s, "foreign_keys"); got != 0 {
 				t.Errorf("foreign_keys = %d, want 0", got)
 			}
