@@ -23,7 +23,7 @@ type connector struct {
 }
 
 func (c connector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
-func (c connector) Driver() driver.Driver                         { return c.drv }
+func (c connector) Driver() driver.Driver                        { return c.drv }
 
 // Checkpoint policy, set on every connection. Random result ids dirty a page per row or so: the
 // default auto-checkpoint (1000 pages, 4 MiB) would copy the WAL back into the database at
@@ -91,7 +91,7 @@ func dsn(cfg Config) string {
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", cfg.Sync)
 	// Rounded up: 0 would mean "fail at once", which a sub-millisecond setting does not ask for.
-	q.Set("_busy_timeout", fmt.Sprint((cfg.BusyTimeout+time.Millisecond-1).Milliseconds()))
+	q.Set("_busy_timeout", fmt.Sprint((cfg.BusyTimeout + time.Millisecond - 1).Milliseconds()))
 	q.Set("_txlock", "immediate") // BEGIN IMMEDIATE: take the write lock up front
 	q.Set("_cache_size", fmt.Sprint(-cfg.CacheSizeMiB*1024))
 	q.Set("_foreign_keys", "0")
