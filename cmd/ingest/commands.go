@@ -19,6 +19,8 @@ Usage:
   ingest [run] [flags]    ingest until SIGINT/SIGTERM (a second signal exits at once)
   ingest migrate [flags]  apply the database migrations and exit
   ingest demo [flags]     broadcast to a simulated fleet on the embedded server and ingest it
+  ingest dead-letters [list|replay] [flags]
+                          list the messages set aside, or republish them after a fix
   ingest help             this text
 
 Each projection (started: EVENTS events.started.>, results: RESULTS results.>) fetches up to
@@ -39,13 +41,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		return cmdMigrate(ctx, args, stdout, stderr, getenv)
 	case "demo":
 		return cmdDemo(ctx, args, stdout, stderr, getenv)
+	case "dead-letters":
+		return cmdDeadLetters(ctx, args, stdout, stderr, getenv)
 	case "help":
 		fs := newFlagSet("ingest", runSynopsis, stdout)
 		ingestFlags(fs)
 		fs.Usage()
 		return 0
 	}
-	fmt.Fprintf(stderr, "ingest: unknown command %q (want run, migrate, demo or help)\n", cmd)
+	fmt.Fprintf(stderr, "ingest: unknown command %q (want run, migrate, demo, dead-letters or help)\n", cmd)
 	return 2
 }
 
