@@ -102,17 +102,19 @@ func runDemo(ctx context.Context, cfg *config, log *slog.Logger, stdout, stderr 
 	var lastDone uint64
 	lastAt := begin
 	for {
-		var done uint64
+		var done, backlog uint64
 		finished := true
 		for i, l := range a.loops {
 			n := l.Stats.Acked.Load() + l.Stats.DeadLettered.Load()
 			done += n
+			backlog += l.Stats.Pending.Load()
 			finished = finished && n >= want[[]codec.Kind{codec.KindStarted, codec.KindResult}[i]]
 		}
 		now := time.Now()
 		rate := float64(done-lastDone) / now.Sub(lastAt).Seconds()
 		lastDone, lastAt = done, now
-		fmt.Fprintf(stderr, "\r%6.1fs  %7d / %d messages projected  %8.0f msg/s ", now.Sub(begin).Seconds(), done, len(msgs), rate)
+		fmt.Fprintf(stderr, "\r%6.1fs  %7d / %d messages projected  %8.0f msg/s  backlog %6d ",
+			now.Sub(begin).Seconds(), done, len(msgs), rate, backlog)
 		if finished {
 			fmt.Fprintln(stderr)
 			break
