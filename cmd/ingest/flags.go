@@ -109,6 +109,8 @@ func ingestFlags(fs *flagSet) *config {
 
 	fs.IntVar(&c.Events.BatchSize, "batch", c.Events.BatchSize, "N: most `messages` per fetch and per transaction (1–10000)")
 	fs.envVar("batch", "FANIN_BATCH")
+	fs.IntVar(&c.Events.GroupBatches, "group", c.Events.GroupBatches, "while behind, most fetched `batches` one transaction takes together (1–100; 1: one per fetch);\nbigger transactions drain a backlog faster, since random ids scatter each batch's writes")
+	fs.envVar("group", "FANIN_GROUP")
 	fs.DurationVar(&c.Events.MaxWait, "wait", c.Events.MaxWait, "T: longest a fetch waits to fill a batch; a caught-up ingester commits at least this often")
 	fs.envVar("wait", "FANIN_WAIT")
 	fs.DurationVar(&c.Events.AckWait, "ack-wait", c.Events.AckWait, "the durables' AckWait: how soon a crashed instance's unacked messages are redelivered")
@@ -142,7 +144,8 @@ func ingestFlags(fs *flagSet) *config {
 
 // finish copies the shared settings into both projections and validates everything.
 func (c *config) finish() error {
-	c.Results.BatchSize, c.Results.MaxWait, c.Results.AckWait = c.Events.BatchSize, c.Events.MaxWait, c.Events.AckWait
+	c.Results.BatchSize, c.Results.GroupBatches = c.Events.BatchSize, c.Events.GroupBatches
+	c.Results.MaxWait, c.Results.AckWait = c.Events.MaxWait, c.Events.AckWait
 	if c.EmbeddedNATS != "" {
 		c.CreateStreams = true
 	}
