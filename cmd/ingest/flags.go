@@ -107,7 +107,7 @@ func ingestFlags(fs *flagSet) *config {
 	fs.StringVar(&c.DB.Sync, "sync", c.DB.Sync, "`full`: fsync every commit, an ack means the row survives a power cut;\nnormal: faster, but a power cut can lose the last commits although their messages were acked")
 	fs.envVar("sync", "FANIN_SYNC")
 
-	fs.IntVar(&c.Events.BatchSize, "batch", c.Events.BatchSize, "N: most `messages` per fetch and per transaction (1–10000)")
+	fs.IntVar(&c.Events.BatchSize, "batch", c.Events.BatchSize, "N: most `messages` per fetch (1–10000); caught up, one fetch is one transaction")
 	fs.envVar("batch", "FANIN_BATCH")
 	fs.IntVar(&c.Events.GroupBatches, "group", c.Events.GroupBatches, "while behind, most fetched `batches` one transaction takes together (1–100; 1: one per fetch);\nbigger transactions drain a backlog faster, since random ids scatter each batch's writes")
 	fs.envVar("group", "FANIN_GROUP")
