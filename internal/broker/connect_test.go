@@ -1,0 +1,138 @@
+package broker
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// pki writes a CA, a server certificate for 127.0.0.1 and a client certificate into dir.
+func pki(t *testing.T, dir string) (ca, srvCert, srvKey, cliCert, cliKey string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fanin test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			KeyUsage: x509.KeyUsageDigitalSignature}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, _ := x509.MarshalECPrivateKey(k)
+		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "EC PRIVATE KEY", kder)
+	}
+	ca = write("ca.pem", "CERTIFICATE", caDER)
+	srvCert, srvKey = leaf("server", 2, x509.ExtKeyUsageServerAuth)
+	cliCert, cliKey = leaf("client", 3, x509.ExtKeyUsageClientAuth)
+	return
+}
+
+func TestConnectWithMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, srvCert, srvKey, cliCert, cliKey := pki(t, dir)
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: srvCert, KeyFile: srvKey, CaFile: ca, Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		TLS: true, TLSVerify: true, TLSConfig: tc, TLSTimeout: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	url := "tls://" + s.Addr().String()
+	ctx := context.Background()
+
+	c, err := Connect(ctx, ConnConfig{URL: url, TLSCA: ca, TLSCert: cliCert, TLSKey: cliKey}, quiet)
+	if err != nil {
+		t.Fatalf("connect with the client certificate: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.IsConnected() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !c.IsConnected() {
+		t.Fatal("not connected over mutual TLS")
+	}
+	if st, err := c.TLSConnectionState(); err != nil || len(st.PeerCertificates) == 0 {
+		t.Fatal("connection is not TLS")
+	}
+	if err := c.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without the client certificate the server refuses: the client keeps retrying, never connected.
+	c2, err := Connect(ctx, ConnConfig{URL: url, TLSCA: ca}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if c2.IsConnected() {
+		t.Fatal("connected without a client certificate")
+	}
+	c2.Close()
+}
+
+func TestConnectRejectsHalfAKeyPair(t *testing.T) {
+	_, err := Connect(context.Background(), ConnConfig{URL: "nats://127.0.0.1:1", TLSCert: "c.pem"}, quiet)
+	if err == nil || !strings.Contains(err.Error(), "--nats-tls-cert and --nats-tls-key") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+
+func TestDrainWaitsUntilClosed(t *testing.T) {
+	e, err := StartEmbedded(context.Background(), "127.0.0.1:0", t.TempDir(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown()
+	c, err := Connect(context.Background(), ConnConfig{URL: e.URL()}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !c.IsClosed() {
+		t.Fatal("Drain returned before the connection was closed")
+	}
+}
