@@ -118,7 +118,6 @@ func TestConnectRejectsHalfAKeyPair(t *testing.T) {
 	}
 }
 
-
 func TestDrainWaitsUntilClosed(t *testing.T) {
 	e, err := StartEmbedded(context.Background(), "127.0.0.1:0", t.TempDir(), quiet)
 	if err != nil {
