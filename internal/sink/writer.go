@@ -235,7 +235,10 @@ const (
 	updateRow = `UPDATE execution_results SET request_id = ?, exec_id = ?, exit_code = ?,
 		finished_at = ?, recorded_at = ?, job_id = ?, version = ?, reaped = ?,
 		parent_result_id = ?, skipped = ? WHERE result_id = ?`
-	updateText = `UPDATE execution_results SET stdout = ?, stderr = ? WHERE result_id = ?`
+	// updateRowText is updateRow for a merge that set the outcome, and with it the output.
+	updateRowText = `UPDATE execution_results SET request_id = ?, exec_id = ?, exit_code = ?,
+		finished_at = ?, recorded_at = ?, job_id = ?, version = ?, reaped = ?,
+		parent_result_id = ?, skipped = ?, stdout = ?, stderr = ? WHERE result_id = ?`
 )
 
 // writeRows inserts the new rows and updates the changed ones. Rows are written in result_id
@@ -278,20 +281,23 @@ func writeRows(ctx context.Context, tx *sql.Tx, entries map[string]*entry, rep *
 			rep.Inserted++
 			continue
 		}
-		if err := prepare(&upd, updateRow); err != nil {
-			return err
-		}
-		if _, err := upd.ExecContext(ctx, r.requestID, nullable(r.execID), exitCode(r),
-			nullable(r.finishedAt), r.recordedAt, nullable(r.jobID), nullable(r.version), r.reaped,
-			nullable(r.parentResultID), r.skipped, r.resultID); err != nil {
-			return fmt.Errorf("update %s: %w", r.resultID, err)
-		}
-		if r.textSet {
-			if err := prepare(&txt, updateText); err != nil {
+		if !r.textSet {
+			if err := prepare(&upd, updateRow); err != nil {
 				return err
 			}
-			if _, err := txt.ExecContext(ctx, r.stdout, r.stderr, r.resultID); err != nil {
-				return fmt.Errorf("update output of %s: %w", r.resultID, err)
+			if _, err := upd.ExecContext(ctx, r.requestID, nullable(r.execID), exitCode(r),
+				nullable(r.finishedAt), r.recordedAt, nullable(r.jobID), nullable(r.version), r.reaped,
+				nullable(r.parentResultID), r.skipped, r.resultID); err != nil {
+				return fmt.Errorf("update %s: %w", r.resultID, err)
+			}
+		} else {
+			if err := prepare(&txt, updateRowText); err != nil {
+				return err
+			}
+			if _, err := txt.ExecContext(ctx, r.requestID, nullable(r.execID), exitCode(r),
+				nullable(r.finishedAt), r.recordedAt, nullable(r.jobID), nullable(r.version), r.reaped,
+				nullable(r.parentResultID), r.skipped, r.stdout, r.stderr, r.resultID); err != nil {
+				return fmt.Errorf("update %s: %w", r.resultID, err)
 			}
 		}
 		rep.Updated++
