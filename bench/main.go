@@ -1,0 +1,289 @@
+// Command bench is fanin's benchmark harness. In one run on one machine it measures the
+// JetStream ceiling (drain), the SQLite ceiling (sink), the original per-message projector and
+// fanin itself on the same preloaded broadcast, and prints ratios between them: absolute numbers
+// on shared machines drift by ±40%, ratios from one run hold. See bench/README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"fanin/internal/sink"
+)
+
+// options is one run's plan.
+type options struct {
+	PCs          int             `json:"pcs"`          // P: started events preloaded (one per PC)
+	Batch        int             `json:"batch"`        // N of the standard modes
+	Wait         time.Duration   `json:"wait_ns"`      // T of fanin (and drain's fetch wait)
+	Modes        []string        `json:"modes"`        // the standard modes, in order
+	SweepBatch   []int           `json:"sweep_batch"`  // N values at which drain, sink and fanin run again
+	SweepWait    []time.Duration `json:"sweep_wait"`   // T values at which fanin (or live) runs again
+	Sync         string          `json:"sync"`         // sink.SyncFull or sink.SyncNormal
+	PerMsgLimit  int             `json:"permsg_limit"` // messages the per-message mode handles
+	LiveRate     float64         `json:"live_rate"`    // >0: run the live mode at this many msg/s
+	LiveDuration time.Duration   `json:"live_duration_ns"`
+	Prefill      int             `json:"prefill"` // >0: run fanin again on a table holding this many rows
+	Results      bool            `json:"results"` // preload results too, and project both streams
+	Tracing      bool            `json:"tracing"` // the tracing on/off sweep (not yet: tracing does not exist)
+	Plot         bool            `json:"plot"`
+	Out          string          `json:"out"`
+	Progress     bool            `json:"progress"`
+	InProcess    bool            `json:"in_process"`           // run the NATS server in this process
+	CPUProfile   string          `json:"cpuprofile,omitempty"` // CPU profile of the standard fanin run
+	TempDir      string          `json:"temp_dir,omitempty"`   // where the server and databases live ("" = os.TempDir())
+}
+
+func defaultOptions() options {
+	return options{
+		PCs: 200000, Batch: 1000, Wait: 100 * time.Millisecond,
+		Modes: []string{modeDrain, modeSink, modePerMessage, modeFanin},
+		Sync:  sink.SyncFull, PerMsgLimit: 20000, LiveDuration: 20 * time.Second,
+		Out: "bench/out",
+	}
+}
+
+func (o options) validate() error {
+	switch {
+	case o.PCs < 1:
+		return errors.New("-pcs must be at least 1")
+	case o.Batch < 1 || o.Batch > 10000:
+		return fmt.Errorf("-batch must be between 1 and 10000, not %d", o.Batch)
+	case o.Wait < time.Millisecond:
+		return errors.New("-wait must be at least 1ms")
+	case o.Sync != sink.SyncFull && o.Sync != sink.SyncNormal:
+		return fmt.Errorf("-sync must be %q or %q, not %q", sink.SyncFull, sink.SyncNormal, o.Sync)
+	case o.PerMsgLimit < 1:
+		return errors.New("-permsg-limit must be at least 1")
+	case o.LiveRate < 0 || o.LiveRate > 0 && o.LiveDuration < time.Second:
+		return errors.New("-live-rate must not be negative, and -live-duration at least 1s")
+	case o.Prefill < 0:
+		return errors.New("-prefill must not be negative")
+	}
+	for _, m := range o.Modes {
+		if !slices.Contains([]string{modeDrain, modeSink, modePerMessage, modeFanin}, m) {
+			return fmt.Errorf("-modes: unknown mode %q (drain, sink, per-message, fanin)", m)
+		}
+	}
+	for _, n := range o.SweepBatch {
+		if n < 1 || n > 10000 {
+			return fmt.Errorf("-sweep-batch: %d is not between 1 and 10000", n)
+		}
+	}
+	return nil
+}
+
+// step is one mode run of the plan.
+type step struct {
+	mode    string
+	n       int
+	wait    time.Duration
+	prefill int
+	profile string
+}
+
+// plan lists the steps of a run: the standard modes at N, fanin on a prefilled table, the
+// batch sweep (drain, sink, fanin at each other N), the wait sweep, and the live mode.
+func (o options) plan() []step {
+	var steps []step
+	for _, m := range o.Modes {
+		s := step{mode: m, n: o.Batch, wait: o.Wait}
+		if m == modeFanin {
+			s.profile = o.CPUProfile
+		}
+		steps = append(steps, s)
+	}
+	if o.Prefill > 0 {
+		steps = append(steps, step{mode: modeFanin, n: o.Batch, wait: o.Wait, prefill: o.Prefill})
+	}
+	for _, n := range o.SweepBatch {
+		for _, m := range []string{modeDrain, modeSink, modeFanin} {
+			if n == o.Batch && slices.Contains(o.Modes, m) {
+				continue // measured above
+			}
+			steps = append(steps, step{mode: m, n: n, wait: o.Wait})
+		}
+	}
+	for _, w := range o.SweepWait {
+		if w == o.Wait {
+			continue
+		}
+		m := modeFanin
+		if o.LiveRate > 0 {
+			m = modeLive
+		}
+		steps = append(steps, step{mode: m, n: o.Batch, wait: w})
+	}
+	if o.LiveRate > 0 {
+		steps = append(steps, step{mode: modeLive, n: o.Batch, wait: o.Wait})
+	}
+	// Tracing on/off sweep: HOOK. Tracing does not exist in fanin yet; when it does, add a
+	// fanin step with tracing on here and compare it with the standard fanin row.
+	return steps
+}
+
+// run executes the plan and writes the table (stdout), the JSON file and, with -plot, the PNGs.
+// Progress goes to stderr. An error means a mode failed or gave a wrong answer.
+func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(opts.TempDir, "fanin-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("temp dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	rep := &report{Machine: describeMachine(dir), Options: opts, Started: time.Now()}
+	printHeader(stdout, rep)
+	if opts.Tracing {
+		fmt.Fprintln(stdout, "tracing sweep: skipped — tracing does not exist in fanin yet")
+	}
+
+	prog := newProgress(stderr, opts.Progress)
+	e, err := startEnv(ctx, opts, dir, stderr, prog)
+	if err != nil {
+		return rep, err
+	}
+	defer e.close()
+	if err := e.preload(ctx); err != nil {
+		return rep, fmt.Errorf("preload: %w", err)
+	}
+
+	for _, s := range opts.plan() {
+		var (
+			res result
+			err error
+		)
+		switch s.mode {
+		case modeDrain:
+			res, err = drain(ctx, e, s.n)
+		case modeSink:
+			res, err = sinkOnly(ctx, e, s.n)
+		case modePerMessage:
+			res, err = perMessage(ctx, e, opts.PerMsgLimit)
+		case modeFanin:
+			res, err = fanin(ctx, e, s.n, s.wait, s.prefill, s.profile)
+		case modeLive:
+			res, err = live(ctx, e, s.n, s.wait, opts.LiveRate, opts.LiveDuration)
+		}
+		if err != nil {
+			prog.finish()
+			if len(rep.Rows) > 0 { // what was measured before the failure
+				rep.finish()
+				rep.printTable(stdout)
+			}
+			return rep, fmt.Errorf("%s N=%d: %w", s.mode, s.n, err)
+		}
+		rep.add(res)
+	}
+	rep.finish()
+	rep.printTable(stdout)
+	if opts.Out != "" {
+		if err := rep.writeJSON(opts.Out); err != nil {
+			return rep, err
+		}
+		if opts.Plot {
+			if err := rep.plot(opts.Out); err != nil {
+				return rep, err
+			}
+		}
+	}
+	return rep, nil
+}
+
+func main() {
+	if dir := os.Getenv(serverEnv); dir != "" {
+		if err := serveNATS(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	opts := defaultOptions()
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.IntVar(&opts.PCs, "pcs", opts.PCs, "P: PCs of the broadcast, one started event each, preloaded into the stream")
+	fs.IntVar(&opts.Batch, "batch", opts.Batch, "N: batch size of the standard modes")
+	fs.DurationVar(&opts.Wait, "wait", opts.Wait, "T: fanin's fetch wait (drain's too)")
+	modes := fs.String("modes", strings.Join(opts.Modes, ","), "standard modes to run, in order")
+	sweepBatch := fs.String("sweep-batch", "", `N values to run drain, sink and fanin at too, e.g. "100,500,1000,2000,5000,10000"`)
+	sweepWait := fs.String("sweep-wait", "", `T values to run fanin (live, with -live-rate) at too, e.g. "20ms,50ms,250ms"`)
+	fs.StringVar(&opts.Sync, "sync", opts.Sync, "SQLite synchronous mode of every database: full or normal")
+	fs.IntVar(&opts.PerMsgLimit, "permsg-limit", opts.PerMsgLimit, "messages the per-message mode handles (a prefix of the backlog)")
+	fs.Float64Var(&opts.LiveRate, "live-rate", 0, ">0: live mode, publishing this many msg/s through fanin, for latency")
+	fs.DurationVar(&opts.LiveDuration, "live-duration", opts.LiveDuration, "how long the live mode publishes")
+	fs.IntVar(&opts.Prefill, "prefill", 0, ">0: run fanin again on a table already holding this many rows")
+	fs.BoolVar(&opts.Results, "results", false, "preload each PC's result too, and project both streams")
+	fs.BoolVar(&opts.Tracing, "tracing", false, "tracing on/off sweep (skipped: tracing does not exist yet)")
+	fs.BoolVar(&opts.Plot, "plot", false, "write PNG plots to -out")
+	fs.StringVar(&opts.Out, "out", opts.Out, "directory of results.json and the plots")
+	fs.BoolVar(&opts.Progress, "progress", false, "draw the progress bar even when stderr is not a terminal")
+	fs.BoolVar(&opts.InProcess, "inprocess", false, "run the NATS server in this process (its CPU, heap and writes then count as the ingester's)")
+	fs.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the standard fanin run to this file")
+	fs.StringVar(&opts.TempDir, "tmp", "", "directory for the server's store and the databases (default: the system temp dir)")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	var err error
+	opts.Modes = splitList(*modes)
+	if opts.SweepBatch, err = parseInts(*sweepBatch); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -sweep-batch:", err)
+		os.Exit(2)
+	}
+	if opts.SweepWait, err = parseDurations(*sweepWait); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -sweep-wait:", err)
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if _, err := run(ctx, opts, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range splitList(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func parseDurations(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, f := range splitList(s) {
+		d, err := time.ParseDuration(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
