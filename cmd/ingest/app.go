@@ -16,10 +16,11 @@ import (
 	"fanin/internal/codec"
 	"fanin/internal/output"
 	"fanin/internal/sink"
+	"fanin/internal/telemetry"
 )
 
 // app is a running ingester: the database, the NATS connection (and the embedded server, in
-// single-binary mode) and the two projections.
+// single-binary mode), the two projections, and the telemetry with its HTTP listener.
 type app struct {
 	cfg *config
 	log *slog.Logger
@@ -29,10 +30,16 @@ type app struct {
 	nc    *broker.Conn
 	js    jetstream.JetStream
 	loops []*batch.Loop
+
+	tel     *telemetry.Telemetry
+	metrics *writeMetrics
+	server  *telemetry.Server // nil when --metrics-addr is empty
+	health  health
 }
 
-// openApp opens the database (migrating it), starts the embedded server if asked, connects to
-// NATS and creates the streams if asked. On error, whatever was opened is closed.
+// openApp opens the database (migrating it), sets up the telemetry and starts the /metrics,
+// /healthz, /readyz listener, starts the embedded server if asked, connects to NATS and creates
+// the streams if asked. On error, whatever was opened is closed.
 func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err error) {
 	a := &app{cfg: cfg, log: log}
 	defer func() {
@@ -53,6 +60,9 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 	if cfg.DB.Sync == sink.SyncNormal {
 		log.Warn("--sync normal: a power cut or OS crash can lose the last commits, although their messages were acked")
 	}
+	if err := a.openTelemetry(ctx); err != nil {
+		return nil, err
+	}
 
 	if cfg.EmbeddedNATS != "" {
 		if a.emb, err = broker.StartEmbedded(ctx, cfg.EmbeddedNATS, cfg.DataDir, log); err != nil {
@@ -63,6 +73,7 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 	if a.nc, err = broker.Connect(ctx, cfg.NATS, log); err != nil {
 		return nil, err
 	}
+	a.health.nc.Store(a.nc)
 	if a.js, err = jetstream.New(a.nc.Conn); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -78,12 +89,42 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 		return nil, err
 	}
 	resolver := output.NewResolver(a.js, output.Bucket)
-	opts := []batch.Option{batch.WithReplay(empty), batch.WithLogger(log)}
-	a.loops = []*batch.Loop{
-		batch.New(cfg.Events, a.js, a.write, opts...),
-		batch.New(cfg.Results, a.js, a.write, append(opts, batch.WithResolve(resolver.Resolve))...),
+	opts := []batch.Option{batch.WithReplay(empty), batch.WithLogger(log),
+		batch.WithTracerProvider(a.tel.TracerProvider)}
+	if a.tel.Metrics() {
+		opts = append(opts, batch.WithMeterProvider(a.tel.MeterProvider))
 	}
+	a.loops = []*batch.Loop{
+		batch.New(cfg.Events, a.js, a.writer(codec.KindStarted), opts...),
+		batch.New(cfg.Results, a.js, a.writer(codec.KindResult), append(opts, batch.WithResolve(resolver.Resolve))...),
+	}
+	a.health.loops.Store(&a.loops)
 	return a, nil
+}
+
+// openTelemetry builds the providers and starts the listener, so that /healthz answers while
+// NATS is still being reached.
+func (a *app) openTelemetry(ctx context.Context) (err error) {
+	if a.tel, err = telemetry.Setup(ctx, a.cfg.Telemetry); err != nil {
+		return err
+	}
+	if a.tel.Tracing() {
+		a.log.Info("exporting traces over OTLP")
+	}
+	if a.metrics, err = newWriteMetrics(a.tel.MeterProvider); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if a.cfg.MetricsAddr == "" {
+		return nil
+	}
+	ready := telemetry.NewReadiness(telemetry.DefaultReadyCacheTTL, a.health.checks()...)
+	srv := telemetry.NewServer(a.cfg.MetricsAddr, a.tel.Gatherer, ready, a.log)
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	a.server = srv
+	a.log.Info("serving /metrics, /healthz and /readyz", "addr", "http://"+srv.Addr())
+	return nil
 }
 
 // createStreams creates the missing streams, waiting with backoff while NATS is unreachable.
@@ -104,12 +145,6 @@ func (a *app) createStreams(ctx context.Context) error {
 		case <-time.After(d):
 		}
 	}
-}
-
-// write adapts the sink to the pull loop.
-func (a *app) write(ctx context.Context, recs []codec.Record) ([]string, error) {
-	rep, err := a.db.Write(ctx, recs)
-	return rep.Rejected, err
 }
 
 // run projects both streams until ctx is cancelled, then lets each projection finish the
@@ -182,7 +217,8 @@ func projectionName(i int) string {
 }
 
 // close shuts down what run left: drain NATS (flushing the last acks) → close the database →
-// stop the embedded server. It is bounded by ctx.
+// stop the embedded server → flush the telemetry (the last spans and metrics) → stop the
+// /metrics listener. It is bounded by ctx.
 func (a *app) close(ctx context.Context) error {
 	var errs []error
 	if a.nc != nil {
@@ -197,6 +233,16 @@ func (a *app) close(ctx context.Context) error {
 	}
 	if a.emb != nil {
 		a.emb.Shutdown()
+	}
+	if a.tel != nil {
+		if err := a.tel.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.server != nil {
+		if err := a.server.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

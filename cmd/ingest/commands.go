@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"fanin/internal/sink"
+	"fanin/internal/telemetry"
 )
 
 const runSynopsis = `ingest — project a PC fleet's execution events from NATS JetStream into SQLite, in batches.
@@ -69,14 +70,17 @@ func parseFlags(fs *flagSet, args []string, stdout, stderr io.Writer, getenv fun
 	return -1
 }
 
+// newLogger logs to w at the configured level and format; records logged with a context that
+// carries a span get its trace_id and span_id.
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel)) // validated by finish
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(telemetry.NewLogHandler(h))
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -89,6 +93,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		fmt.Fprintf(stderr, "ingest: %v\n", err)
 		return 2
 	}
+	cfg.Telemetry.Getenv = getenv
 	log := newLogger(cfg, stderr)
 
 	a, err := openApp(ctx, cfg, log)
@@ -112,6 +117,7 @@ func runUntilStopped(ctx context.Context, a *app) int {
 	select {
 	case runErr = <-done:
 	case <-ctx.Done():
+		a.health.stopping.Store(true)
 		a.log.Info("shutting down: finishing the batches in hand", "timeout", a.cfg.ShutdownTimeout)
 		timer := time.NewTimer(a.cfg.ShutdownTimeout)
 		defer timer.Stop()

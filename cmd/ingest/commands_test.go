@@ -35,11 +35,13 @@ func TestCommandLine(t *testing.T) {
 				"--wait", "default 100ms", "--ack-wait", "default 30s", "--events-stream", "--results-stream",
 				"--events-durable", "backend_events_projector", "--results-durable", "backend_results_projector",
 				"--sync", "--log-level", "--create-streams", "--embedded-nats", "--data-dir", "default ./data",
-				"--nats-tls-ca", "--nats-tls-cert", "--nats-tls-key", "ingest migrate", "ingest demo"}},
+				"--nats-tls-ca", "--nats-tls-cert", "--nats-tls-key", "ingest migrate", "ingest demo",
+				"--metrics-addr", "FANIN_METRICS_ADDR", "default 127.0.0.1:9464", "OTEL_EXPORTER_OTLP_ENDPOINT"}},
 		{name: "help command", args: []string{"help"}, wantCode: 0, wantOut: []string{"--batch"}},
 		{name: "unknown flag", args: []string{"--bogus"}, wantCode: 2, wantErr: "flag provided but not defined: -bogus"},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantErr: `unknown command "frobnicate"`},
 		{name: "batch out of range", args: []string{"--batch", "0"}, wantCode: 2, wantErr: "--batch must be between 1 and 10000"},
+		{name: "bad metrics address", args: []string{"--metrics-addr", "9464"}, wantCode: 2, wantErr: "--metrics-addr must be host:port"},
 		{name: "bad sync", args: []string{"--sync", "sometimes"}, wantCode: 2, wantErr: "--sync must be"},
 		{name: "bad env value names the variable", env: map[string]string{"FANIN_BATCH": "many"}, wantCode: 2, wantErr: "$FANIN_BATCH"},
 		{name: "env value checked like the flag", env: map[string]string{"FANIN_BATCH": "20000"}, wantCode: 2, wantErr: "--batch must be"},
@@ -97,7 +99,7 @@ func TestSingleBinaryModeIngestsAndStopsCleanly(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- Main(ctx, []string{"--embedded-nats", "127.0.0.1:" + strconv.Itoa(port), "--data-dir", filepath.Join(dir, "data"),
-			"--db", db, "--wait", "20ms", "--log-level", "warn"}, &out, &errb, env(nil))
+			"--db", db, "--wait", "20ms", "--log-level", "warn", "--metrics-addr", "127.0.0.1:0"}, &out, &errb, env(nil))
 	}()
 
 	url := "nats://127.0.0.1:" + strconv.Itoa(port)

@@ -30,6 +30,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	poison := fs.Int("poison", 3, "malformed messages per stream")
 	failures := fs.Float64("failure-rate", 0.03, "share of PCs whose command fails (0–1)")
 	cfg.DB.Path = "fanin-demo.db"
+	cfg.MetricsAddr = ""   // --metrics-addr 127.0.0.1:9464 to watch the demo
 	cfg.LogLevel = "error" // dead letters are expected here: the summary lists them
 	if code := parseFlags(fs, args, stdout, stderr, getenv); code >= 0 {
 		return code
@@ -49,6 +50,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		fmt.Fprintf(stderr, "ingest: %v\n", err)
 		return 2
 	}
+	cfg.Telemetry.Getenv = getenv
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		if err := os.Remove(cfg.DB.Path + suffix); err != nil && !os.IsNotExist(err) {
 			fmt.Fprintf(stderr, "ingest: remove the previous demo database: %v\n", err)

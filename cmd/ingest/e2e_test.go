@@ -46,6 +46,8 @@ func testConfig(t *testing.T, url string) *config {
 		t.Fatal(err)
 	}
 	cfg.NATS.URL = url
+	cfg.MetricsAddr = "127.0.0.1:0"
+	cfg.Telemetry.Getenv = func(string) string { return "" } // no OTLP from the developer's environment
 	cfg.DB.Path = filepath.Join(t.TempDir(), "fanin.db")
 	cfg.DB.Sync = sink.SyncNormal // fsync costs seconds under -race; durability is not what these tests check
 	cfg.Events.BatchSize = 500

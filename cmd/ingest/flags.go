@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
 	"fanin/internal/batch"
 	"fanin/internal/broker"
 	"fanin/internal/sink"
+	"fanin/internal/telemetry"
 )
 
 // config is everything the flags set.
@@ -25,6 +27,10 @@ type config struct {
 	DataDir         string
 	ShutdownTimeout time.Duration
 	StatsInterval   time.Duration
+	// MetricsAddr is where /metrics, /healthz and /readyz are served ("": nowhere).
+	MetricsAddr string
+	// Telemetry is filled by finish (Prometheus) and by the command (Getenv).
+	Telemetry telemetry.Config
 }
 
 // flagSet is a flag.FlagSet whose flags may also come from environment variables; the command
@@ -89,7 +95,7 @@ func (fs *flagSet) envVar(name, env string) { fs.env[name] = env }
 // ingestFlags registers the flags of "run" (also used by "demo" and "migrate" for the
 // subsets they need) and returns the config they fill.
 func ingestFlags(fs *flagSet) *config {
-	c := &config{DB: sink.DefaultConfig(), Events: batch.Started(), Results: batch.Results()}
+	c := &config{DB: sink.DefaultConfig(), Events: batch.Started(), Results: batch.Results(), Telemetry: telemetry.DefaultConfig()}
 
 	fs.StringVar(&c.NATS.URL, "nats-url", "nats://127.0.0.1:4222", "NATS server `URLs`, comma-separated (nats:// or tls://)")
 	fs.envVar("nats-url", "NATS_URL")
@@ -139,6 +145,8 @@ func ingestFlags(fs *flagSet) *config {
 	fs.envVar("shutdown-timeout", "FANIN_SHUTDOWN_TIMEOUT")
 	fs.DurationVar(&c.StatsInterval, "stats-interval", 10*time.Second, "how often progress is logged (0 disables)")
 	fs.envVar("stats-interval", "FANIN_STATS_INTERVAL")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "`host:port` serving /metrics (Prometheus text), /healthz and /readyz (empty disables);\ntraces and metrics also go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set")
+	fs.envVar("metrics-addr", "FANIN_METRICS_ADDR")
 	return c
 }
 
@@ -175,5 +183,11 @@ func (c *config) finish() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
 	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr must be host:port or empty, not %q", c.MetricsAddr)
+		}
+	}
+	c.Telemetry.Prometheus = c.MetricsAddr != ""
 	return nil
 }

@@ -15,6 +15,10 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"fanin/internal/codec"
 )
@@ -49,6 +53,12 @@ type Loop struct {
 	replay  bool
 	log     *slog.Logger
 
+	tp           trace.TracerProvider // nil: no tracing
+	mp           metric.MeterProvider // nil: no metrics, no backlog polling
+	backlogEvery time.Duration
+	obs          *observer
+	bound        atomic.Bool
+
 	// Stats is updated as the loop runs; read it at any time.
 	Stats Stats
 }
@@ -68,18 +78,43 @@ func WithLogger(log *slog.Logger) Option { return func(l *Loop) { l.log = log } 
 
 // New returns a loop for one projection. It does no I/O; call Run.
 func New(cfg Config, js jetstream.JetStream, write WriteFunc, opts ...Option) *Loop {
-	l := &Loop{cfg: cfg, js: js, write: write, log: slog.Default()}
+	l := &Loop{cfg: cfg, js: js, write: write, log: slog.Default(), backlogEvery: DefaultBacklogInterval}
 	for _, o := range opts {
 		o(l)
 	}
 	l.log = l.log.With("projection", cfg.Kind.String(), "stream", cfg.Stream, "durable", cfg.Durable)
+	tp, mp := l.tp, l.mp
+	if tp == nil {
+		tp = tracenoop.NewTracerProvider()
+	}
+	if mp == nil {
+		mp = metricnoop.NewMeterProvider()
+	}
+	var err error
+	if l.obs, err = newObserver(cfg, tp, mp); err != nil {
+		l.log.Warn("some metrics are disabled", "err", err)
+	}
 	return l
 }
 
+// Bound reports whether Run holds the durable: true from the moment it is bound until Run
+// returns, except while a vanished durable is being bound again.
+func (l *Loop) Bound() bool { return l.bound.Load() }
+
 // fetched is one batch between the fetch and the write stage.
 type fetched struct {
-	msgs []jetstream.Msg
-	recs []codec.Record
+	msgs    []jetstream.Msg
+	recs    []codec.Record
+	decodes []decodeTiming // one per fetch grouped in
+}
+
+// decodeTiming is what the telemetry needs of one fetch's decoding.
+type decodeTiming struct {
+	start, end time.Time
+	n          int   // messages decoded
+	naked      int   // messages naked because their result could not be completed
+	terminated int   // messages terminated for lack of JetStream metadata
+	err        error // the first resolve error
 }
 
 // Run binds the durable (waiting, with backoff, for its stream to exist) and projects batches
@@ -99,11 +134,20 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	l.bound.Store(true)
+	defer l.bound.Store(false)
 	l.log.Info("projecting", "filter", l.cfg.FilterSubject, "batch", l.cfg.BatchSize, "wait", l.cfg.MaxWait)
 
 	// The fetch stage may run GroupBatches ahead: the write stage takes them in one transaction.
 	ch := make(chan *fetched, l.cfg.GroupBatches)
 	var wg sync.WaitGroup
+	if l.mp != nil && l.backlogEvery > 0 {
+		wg.Add(1)
+		go func() { // ends with ctx, as the fetch stage does
+			defer wg.Done()
+			l.pollBacklog(ctx)
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -150,7 +194,9 @@ func (l *Loop) fetchLoop(ctx context.Context, cons jetstream.Consumer, out chan<
 	bo := l.newBackoff(5 * time.Second)
 	failing := false
 	for ctx.Err() == nil {
+		start := time.Now()
 		msgs, err := l.fetch(cons)
+		l.obs.received(start, len(msgs), err)
 		if len(msgs) > 0 {
 			if f := l.prepare(ctx, msgs); f != nil {
 				out <- f // the write stage drains until we close: this never blocks for good
@@ -166,8 +212,10 @@ func (l *Loop) fetchLoop(ctx context.Context, cons jetstream.Consumer, out chan<
 		}
 		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 			l.log.Warn("durable vanished: binding it again", "err", err)
+			l.bound.Store(false)
 			if c, err := l.bind(ctx, false); err == nil {
 				cons = c
+				l.bound.Store(true)
 			}
 			continue
 		}
@@ -203,14 +251,20 @@ func (l *Loop) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
 // failed are naked for later.
 func (l *Loop) prepare(ctx context.Context, msgs []jetstream.Msg) *fetched {
 	l.Stats.Fetched.Add(uint64(len(msgs)))
+	dt := decodeTiming{start: time.Now()}
 	f := &fetched{msgs: msgs[:0], recs: make([]codec.Record, 0, len(msgs))}
 	var pending uint64
+	redelivered := 0
 	for _, m := range msgs {
 		md, err := m.Metadata()
 		if err != nil {
 			l.log.Error("message without JetStream metadata: terminating it", "subject", m.Subject(), "err", err)
 			m.Term()
+			dt.terminated++
 			continue
+		}
+		if md.NumDelivered > 1 {
+			redelivered++
 		}
 		r := codec.Record{
 			Stream:    md.Stream,
@@ -227,6 +281,10 @@ func (l *Loop) prepare(ctx context.Context, msgs []jetstream.Msg) *fetched {
 				l.log.Warn("cannot complete result: retrying it later", "seq", r.Seq, "err", err)
 				m.NakWithDelay(l.cfg.RetryInitial * 10)
 				l.Stats.Naked.Add(1)
+				if dt.naked == 0 {
+					dt.err = err
+				}
+				dt.naked++
 				continue
 			}
 		}
@@ -235,9 +293,17 @@ func (l *Loop) prepare(ctx context.Context, msgs []jetstream.Msg) *fetched {
 		f.recs = append(f.recs, r)
 	}
 	l.Stats.Pending.Store(pending)
+	if redelivered > 0 {
+		l.obs.redeliveries(redelivered)
+	}
+	if dt.naked > 0 {
+		l.obs.resolveFailed(dt.naked)
+	}
 	if len(f.msgs) == 0 {
 		return nil
 	}
+	dt.end, dt.n = time.Now(), len(f.msgs)
+	f.decodes = append(f.decodes, dt)
 	return f
 }
 
@@ -257,19 +323,29 @@ func (l *Loop) writeLoop(ctx context.Context, in <-chan *fetched) {
 			}
 		}
 		f = l.group(f, in)
-		rejected, err := l.write(wctx, f.recs)
+		pctx, span, start := l.obs.startProcess(wctx, f)
+		tctx, tspan, tstart := l.obs.startTransaction(pctx, len(f.recs))
+		rejected, err := l.write(tctx, f.recs)
+		l.obs.endTransaction(tctx, tspan, tstart, err)
 		if err != nil {
 			d := bo.NextBackOff()
-			l.log.Warn("write failed: naking the batch", "err", err, "messages", len(f.msgs), "redeliver_in", d)
+			l.log.WarnContext(pctx, "write failed: naking the batch", "err", err, "messages", len(f.msgs), "redeliver_in", d)
 			for _, m := range f.msgs {
 				m.NakWithDelay(d)
 			}
 			l.Stats.Naked.Add(uint64(len(f.msgs)))
+			l.obs.writeFailed(pctx, span, len(f.msgs), d, err)
+			l.obs.endProcess(pctx, span, start, errorType(err).Value.AsString())
 			next = l.pause(ctx, d, in)
 			continue
 		}
 		bo.Reset()
-		l.settle(f, rejected)
+		errType := ""
+		if dead := l.settle(pctx, f, rejected); dead > 0 {
+			errType = "dead_letter"
+			l.obs.markDeadLetters(span, dead)
+		}
+		l.obs.endProcess(pctx, span, start, errType)
 	}
 }
 
@@ -284,6 +360,7 @@ func (l *Loop) group(f *fetched, in <-chan *fetched) *fetched {
 			}
 			f.msgs = append(f.msgs, g.msgs...)
 			f.recs = append(f.recs, g.recs...)
+			f.decodes = append(f.decodes, g.decodes...)
 		default:
 			return f
 		}
@@ -291,9 +368,12 @@ func (l *Loop) group(f *fetched, in <-chan *fetched) *fetched {
 	return f
 }
 
-// settle acks the projected messages of a committed batch and terminates its dead letters.
-func (l *Loop) settle(f *fetched, rejected []string) {
-	var acked, dead uint64
+// settle acks the projected messages of a committed batch and terminates its dead letters; it
+// returns how many it terminated. ctx carries the batch's process span.
+func (l *Loop) settle(ctx context.Context, f *fetched, rejected []string) (dead uint64) {
+	span := l.obs.startAck(ctx)
+	defer span.End()
+	var acked uint64
 	for i, m := range f.msgs {
 		if reason := rejected[i]; reason != "" {
 			if len(reason) > 200 {
@@ -310,9 +390,11 @@ func (l *Loop) settle(f *fetched, rejected []string) {
 	l.Stats.Acked.Add(acked)
 	l.Stats.DeadLettered.Add(dead)
 	l.Stats.Batches.Add(1)
+	l.obs.settled(ctx, span, f.recs, rejected, int(acked), int(dead))
 	if dead > 0 {
-		l.log.Warn("dead-lettered messages", "count", dead, "first_reason", firstNonEmpty(rejected))
+		l.log.WarnContext(ctx, "dead-lettered messages", "count", dead, "first_reason", firstNonEmpty(rejected))
 	}
+	return dead
 }
 
 // pause waits d after a failed write, so a failing database is not hammered. A batch the fetch

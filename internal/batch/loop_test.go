@@ -101,7 +101,7 @@ func publish(t *testing.T, js jetstream.JetStream, n int) {
 }
 
 // run starts the loop and returns a stop function that cancels it and waits for Run to return.
-func run(t *testing.T, l *batch.Loop) (stop func() error) {
+func run(t testing.TB, l *batch.Loop) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -141,7 +141,9 @@ func TestLoopWritesEveryMessageAndAcksThem(t *testing.T) {
 	if got := l.Stats.Acked.Load(); got != 1050 {
 		t.Fatalf("acked %d, want 1050", got)
 	}
-	if w.calls < 11 {
+	// 11 fetches at least; the write stage may group fetches waiting behind a commit into one
+	// transaction, so there may be fewer writes, but never many more.
+	if w.calls > 22 {
 		t.Fatalf("%d writes for 1050 messages at --batch 100: batches were not filled as expected", w.calls)
 	}
 }

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"fanin/internal/batch"
+	"fanin/internal/broker"
+	"fanin/internal/telemetry"
+)
+
+// health is what /readyz checks, filled in as the app comes up; the listener starts before
+// NATS is reached, so every field is read atomically.
+type health struct {
+	nc        atomic.Pointer[broker.Conn]
+	loops     atomic.Pointer[[]*batch.Loop]
+	stopping  atomic.Bool
+	lastWrite atomic.Pointer[writeOutcome]
+}
+
+// writeOutcome is the result of the latest write to the database.
+type writeOutcome struct {
+	at  time.Time
+	err error
+}
+
+// wrote records a write's outcome.
+func (h *health) wrote(err error) {
+	h.lastWrite.Store(&writeOutcome{at: time.Now(), err: err})
+}
+
+// checks are the readiness conditions: not shutting down, connected to NATS, both durables
+// bound, and the last write to the database (if any) successful. None touches the database:
+// the writer's single connection is never borrowed for a probe.
+func (h *health) checks() []telemetry.Check {
+	return []telemetry.Check{
+		{Name: "ingest", Func: func(context.Context) error {
+			if h.stopping.Load() {
+				return errors.New("shutting down")
+			}
+			return nil
+		}},
+		{Name: "nats", Func: func(context.Context) error {
+			nc := h.nc.Load()
+			switch {
+			case nc == nil:
+				return errors.New("not connected yet")
+			case !nc.IsConnected():
+				return fmt.Errorf("not connected (%s)", strings.ToLower(nc.Status().String()))
+			}
+			return nil
+		}},
+		{Name: "consumers", Func: func(context.Context) error {
+			loops := h.loops.Load()
+			if loops == nil {
+				return errors.New("not started")
+			}
+			var unbound []string
+			for i, l := range *loops {
+				if !l.Bound() {
+					unbound = append(unbound, projectionName(i))
+				}
+			}
+			if len(unbound) > 0 {
+				return fmt.Errorf("durable of %s not bound", strings.Join(unbound, " and "))
+			}
+			return nil
+		}},
+		{Name: "database", Func: func(context.Context) error {
+			if w := h.lastWrite.Load(); w != nil && w.err != nil {
+				return fmt.Errorf("last write failed %s ago: %w", time.Since(w.at).Round(time.Second), w.err)
+			}
+			return nil
+		}},
+	}
+}
