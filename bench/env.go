@@ -49,8 +49,9 @@ type env struct {
 	log  *slog.Logger
 	prog *progress
 
-	pubErrs atomic.Uint64 // PublishAsync failures reported by the error handler
-	seq     int           // makes durable and file names unique
+	pubErrs  atomic.Uint64 // PublishAsync failures reported by the error handler
+	traceSeq uint64        // makes each published message's trace id unique
+	seq      int           // makes durable and file names unique
 }
 
 // startEnv starts the embedded server (file storage under dir; in a child process unless
@@ -152,10 +153,16 @@ func openSink(ctx context.Context, cfg sink.Config) (*sink.Sink, error) {
 }
 
 // publish sends one message asynchronously, retrying while the in-flight window is full. data
-// must not be reused: the client keeps it until the PubAck.
+// must not be reused: the client keeps it until the PubAck. Like a traced agent, each message
+// carries a W3C traceparent — lowercase, as non-Go producers send it — so fanin-traced makes
+// one span link per message and every mode pays for the header.
 func (e *env) publish(ctx context.Context, subject string, data []byte) error {
+	e.traceSeq++
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{
+		"traceparent": {fmt.Sprintf("00-%016x%016x-%016x-01", e.traceSeq|1<<63, e.traceSeq, e.traceSeq|1)},
+	}}
 	for {
-		_, err := e.js.PublishAsync(subject, data)
+		_, err := e.js.PublishMsgAsync(msg)
 		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
 			if ctx.Err() != nil {
 				return ctx.Err()

@@ -35,7 +35,7 @@ type options struct {
 	LiveDuration time.Duration   `json:"live_duration_ns"`
 	Prefill      int             `json:"prefill"` // >0: run fanin again on a table holding this many rows
 	Results      bool            `json:"results"` // preload results too, and project both streams
-	Tracing      bool            `json:"tracing"` // the tracing on/off sweep (not yet: tracing does not exist)
+	Tracing      bool            `json:"tracing"` // also run fanin with tracing on (always sample)
 	Plot         bool            `json:"plot"`
 	Out          string          `json:"out"`
 	Progress     bool            `json:"progress"`
@@ -127,8 +127,9 @@ func (o options) plan() []step {
 	if o.LiveRate > 0 {
 		steps = append(steps, step{mode: modeLive, n: o.Batch, wait: o.Wait})
 	}
-	// Tracing on/off sweep: HOOK. Tracing does not exist in fanin yet; when it does, add a
-	// fanin step with tracing on here and compare it with the standard fanin row.
+	if o.Tracing {
+		steps = append(steps, step{mode: modeFaninTraced, n: o.Batch, wait: o.Wait})
+	}
 	return steps
 }
 
@@ -146,9 +147,6 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 
 	rep := &report{Machine: describeMachine(dir), Options: opts, Started: time.Now()}
 	printHeader(stdout, rep)
-	if opts.Tracing {
-		fmt.Fprintln(stdout, "tracing sweep: skipped — tracing does not exist in fanin yet")
-	}
 
 	prog := newProgress(stderr, opts.Progress)
 	e, err := startEnv(ctx, opts, dir, stderr, prog)
@@ -173,7 +171,9 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 		case modePerMessage:
 			res, err = perMessage(ctx, e, opts.PerMsgLimit)
 		case modeFanin:
-			res, err = fanin(ctx, e, s.n, s.wait, s.prefill, s.profile)
+			res, err = fanin(ctx, e, s.n, s.wait, s.prefill, s.profile, false)
+		case modeFaninTraced:
+			res, err = fanin(ctx, e, s.n, s.wait, 0, "", true)
 		case modeLive:
 			res, err = live(ctx, e, s.n, s.wait, opts.LiveRate, opts.LiveDuration)
 		}
@@ -224,7 +224,7 @@ func main() {
 	fs.DurationVar(&opts.LiveDuration, "live-duration", opts.LiveDuration, "how long the live mode publishes")
 	fs.IntVar(&opts.Prefill, "prefill", 0, ">0: run fanin again on a table already holding this many rows")
 	fs.BoolVar(&opts.Results, "results", false, "preload each PC's result too, and project both streams")
-	fs.BoolVar(&opts.Tracing, "tracing", false, "tracing on/off sweep (skipped: tracing does not exist yet)")
+	fs.BoolVar(&opts.Tracing, "tracing", false, "also run fanin with tracing on (always sample, one link per message, spans to a no-op exporter) and report the ratio")
 	fs.BoolVar(&opts.Plot, "plot", false, "write PNG plots to -out")
 	fs.StringVar(&opts.Out, "out", opts.Out, "directory of results.json and the plots")
 	fs.BoolVar(&opts.Progress, "progress", false, "draw the progress bar even when stderr is not a terminal")

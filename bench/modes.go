@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"fanin/internal/batch"
 	"fanin/internal/codec"
@@ -25,6 +27,9 @@ const (
 	modePerMessage = "per-message"
 	modeFanin      = "fanin"
 	modeLive       = "live"
+	// modeFaninTraced is fanin with tracing on: every batch sampled, one link per message,
+	// spans batched to an exporter that drops them.
+	modeFaninTraced = "fanin-traced"
 )
 
 // result is one measured mode.
@@ -241,9 +246,12 @@ func perMessage(ctx context.Context, e *env, limit int) (result, error) {
 // batch.Results(), with -results) and sink.DefaultConfig(), wired as cmd/ingest wires them;
 // only the durables, the database path, N, T and the sync mode are the run's. The table holds
 // prefill other rows beforehand. It is done when every message is acked.
-func fanin(ctx context.Context, e *env, n int, wait time.Duration, prefill int, profile string) (result, error) {
+func fanin(ctx context.Context, e *env, n int, wait time.Duration, prefill int, profile string, traced bool) (result, error) {
 	res := result{Mode: modeFanin, N: n, Wait: wait, Prefill: prefill, Msgs: e.opts.PCs}
-	name := e.name(modeFanin, n)
+	if traced {
+		res.Mode = modeFaninTraced
+	}
+	name := e.name(res.Mode, n)
 	path := e.dbPath(name)
 	defer removeDB(path)
 	if prefill > 0 {
@@ -272,6 +280,14 @@ func fanin(ctx context.Context, e *env, n int, wait time.Duration, prefill int, 
 		return res, err
 	}
 	opts := []batch.Option{batch.WithReplay(empty), batch.WithLogger(e.log)}
+	if traced {
+		limits := sdktrace.NewSpanLimits()
+		limits.LinkCountLimit = -1 // one link per message, however big the batch
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
+			sdktrace.WithBatcher(tracetest.NewNoopExporter()), sdktrace.WithRawSpanLimits(limits))
+		defer tp.Shutdown(context.WithoutCancel(ctx))
+		opts = append(opts, batch.WithTracerProvider(tp))
+	}
 	started := batch.Started()
 	started.Durable, started.BatchSize, started.MaxWait = name, n, wait
 	cfgs := []batch.Config{started}
@@ -302,7 +318,7 @@ func fanin(ctx context.Context, e *env, n int, wait time.Duration, prefill int, 
 		stopProfile = pprof.StopCPUProfile
 		defer stopProfile() // on an early return; stopping twice is harmless
 	}
-	label := fmt.Sprintf("fanin N=%d", n)
+	label := fmt.Sprintf("%s N=%d", res.Mode, n)
 	if prefill > 0 {
 		label = fmt.Sprintf("fanin +%d rows", prefill)
 	}

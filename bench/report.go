@@ -17,6 +17,7 @@ const (
 	barPerMsgRatio  = 15  // fanin ≥ 15 × per-message
 	barHeapMiB      = 64  // Go heap in use at N=1000
 	barPrefillRatio = 0.7 // fanin on a full table ≥ 0.7 × on an empty one
+	barTracingRatio = 0.9 // fanin traced (always sample) ≥ 0.9 × untraced: "the overhead must be small"
 	barLatencySlack = 50 * time.Millisecond
 )
 
@@ -163,6 +164,10 @@ func (r *report) finish() {
 	} else {
 		r.judge("heap ≤ 64 MiB at N=1000", h.HeapPeakMiB, barHeapMiB, false,
 			fmt.Sprintf("peak heap in use (base %.1f MiB), backlog %d, %s", h.HeapBaseMiB, r.Options.PCs, r.serverWhere()))
+	}
+	if tr := r.find(modeFaninTraced, r.Options.Batch); tr != nil && f != nil {
+		r.judge("tracing on ≥ 0.9 × off", tr.Rate/f.Rate, barTracingRatio, true,
+			fmt.Sprintf("%.0f msg/s traced (always sample) vs %.0f untraced", tr.Rate, f.Rate))
 	}
 	var full *row
 	for i := range r.Rows {
