@@ -352,20 +352,39 @@ func (l *Loop) writeLoop(ctx context.Context, in <-chan *fetched) {
 // group adds to f the batches already waiting in in, up to GroupBatches in all: while the
 // projection is behind, one transaction takes several fetches.
 func (l *Loop) group(f *fetched, in <-chan *fetched) *fetched {
-	for n := 1; n < l.cfg.GroupBatches; n++ {
+	more := l.waiting(in)
+	if len(more) == 0 {
+		return f
+	}
+	n := len(f.msgs)
+	for _, g := range more {
+		n += len(g.msgs)
+	}
+	// One allocation for the group: appending batch after batch would copy it again and again.
+	all := &fetched{msgs: make([]jetstream.Msg, 0, n), recs: make([]codec.Record, 0, n)}
+	for _, g := range append([]*fetched{f}, more...) {
+		all.msgs = append(all.msgs, g.msgs...)
+		all.recs = append(all.recs, g.recs...)
+		all.decodes = append(all.decodes, g.decodes...)
+	}
+	return all
+}
+
+// waiting returns the batches already waiting in in, up to GroupBatches-1, without blocking.
+func (l *Loop) waiting(in <-chan *fetched) []*fetched {
+	var more []*fetched
+	for len(more) < l.cfg.GroupBatches-1 {
 		select {
 		case g, ok := <-in:
 			if !ok {
-				return f
+				return more
 			}
-			f.msgs = append(f.msgs, g.msgs...)
-			f.recs = append(f.recs, g.recs...)
-			f.decodes = append(f.decodes, g.decodes...)
+			more = append(more, g)
 		default:
-			return f
+			return more
 		}
 	}
-	return f
+	return more
 }
 
 // settle acks the projected messages of a committed batch and terminates its dead letters; it

@@ -29,6 +29,9 @@ type Record struct {
 	Seq       uint64 // stream sequence: with Stream, the message's identity
 	Subject   string
 	Published time.Time // the JetStream timestamp; becomes recorded_at
+	// RecordedAt is Published in TimeLayout, set by Decode (in the fetch stage, off the
+	// writer's path); "" means not yet formatted.
+	RecordedAt string
 	Payload   []byte
 	Header    map[string][]string
 
@@ -40,8 +43,10 @@ type Record struct {
 	Poison error
 }
 
-// Decode fills r.Started or r.Result from r.Payload according to r.Kind, or sets r.Poison.
+// Decode fills r.Started or r.Result from r.Payload according to r.Kind, or sets r.Poison, and
+// formats r.RecordedAt.
 func (r *Record) Decode() {
+	r.RecordedAt = FormatTime(r.Published)
 	switch r.Kind {
 	case KindStarted:
 		r.Started, r.Poison = DecodeStarted(r.Payload)
@@ -50,4 +55,12 @@ func (r *Record) Decode() {
 	default:
 		r.Poison = &PoisonError{Reason: "no projection for this message"}
 	}
+}
+
+// RecordedAtText returns r.RecordedAt, formatting Published if Decode did not.
+func (r *Record) RecordedAtText() string {
+	if r.RecordedAt != "" {
+		return r.RecordedAt
+	}
+	return FormatTime(r.Published)
 }

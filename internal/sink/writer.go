@@ -118,7 +118,7 @@ func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, reje
 			continue
 		}
 		r := &recs[i]
-		recordedAt := codec.FormatTime(r.Published)
+		recordedAt := r.RecordedAtText()
 		var id string
 		if r.Kind == codec.KindStarted {
 			id = r.Started.ResultID
@@ -387,7 +387,7 @@ func writeDeadLetters(ctx context.Context, tx *sql.Tx, recs []codec.Record, dead
 			payload = []byte{} // an empty payload is an empty blob, never NULL
 		}
 		if _, err := st.ExecContext(ctx, r.Stream, int64(r.Seq), r.Subject, reasons[i], payload,
-			headers, codec.FormatTime(r.Published)); err != nil {
+			headers, r.RecordedAtText()); err != nil {
 			return fmt.Errorf("dead letter %s/%d: %w", r.Stream, r.Seq, err)
 		}
 	}
