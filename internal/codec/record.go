@@ -32,8 +32,8 @@ type Record struct {
 	// RecordedAt is Published in TimeLayout, set by Decode (in the fetch stage, off the
 	// writer's path); "" means not yet formatted.
 	RecordedAt string
-	Payload   []byte
-	Header    map[string][]string
+	Payload    []byte
+	Header     map[string][]string
 
 	Kind    Kind
 	Started Started // set when Kind is KindStarted and Poison is nil
