@@ -1,7 +1,7 @@
 # fanin — see README.md. CI runs `make test` (via .ci/run), exactly as a developer does.
 GO ?= go
 
-.PHONY: build test lint bench demo fuzz clean
+.PHONY: build test lint bench demo fuzz soak clean
 
 build: ## the ingest binary, in ./bin
 	$(GO) build -o bin/ingest ./cmd/ingest
@@ -23,6 +23,9 @@ demo: ## a simulated 10,000-PC broadcast on the embedded server
 fuzz: ## a minute of fuzzing per codec target
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeStarted -fuzztime=60s ./internal/codec
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeResult -fuzztime=60s ./internal/codec
+
+soak: ## the long fault runs: 100k-message SIGKILL test, 5,000 model cases (not in CI)
+	FANIN_SOAK=1 $(GO) test -count=1 -timeout 30m ./internal/sink/ ./faults/
 
 clean:
 	rm -rf bin fanin-demo.db fanin-demo.db-wal fanin-demo.db-shm
