@@ -28,12 +28,13 @@ type Config struct {
 	// commit.
 	AckWait time.Duration
 	// GroupBatches is how many fetched batches one transaction may take together while the
-	// projection is behind (default 8). Random result ids scatter a batch's writes over the
-	// B-trees; a bigger transaction dirties each page for more rows, so a backlog drains faster
-	// the bigger the group. Caught up, each transaction holds what one Fetch brought within
-	// MaxWait. 1 disables grouping.
+	// projection is behind. Random result ids scatter a batch's writes over the B-trees; a
+	// bigger transaction dirties each page for more rows, so a backlog drains faster the bigger
+	// the group. Caught up, each transaction holds what one Fetch brought within MaxWait.
+	// Zero (the default) means about GroupTarget messages: 8 batches at N=1000, none at
+	// N ≥ 8000, so memory stays bounded whatever N. 1 disables grouping.
 	GroupBatches int
-	// MaxAckPending caps unacked messages on the consumer. Zero means (GroupBatches+2)·BatchSize
+	// MaxAckPending caps unacked messages on the consumer. Zero means (group+2)·BatchSize
 	// (and at least 1000): a full group committing, and one more batch fetched ahead.
 	MaxAckPending int
 
@@ -47,7 +48,6 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		BatchSize:    1000,
-		GroupBatches: 8,
 		MaxWait:      100 * time.Millisecond,
 		AckWait:      30 * time.Second,
 		RetryInitial: 100 * time.Millisecond,
@@ -69,12 +69,23 @@ func Results() Config {
 	return c
 }
 
+// GroupTarget is about how many messages an automatic group (GroupBatches 0) holds.
+const GroupTarget = 8000
+
+// groupBatches returns the effective GroupBatches.
+func (c Config) groupBatches() int {
+	if c.GroupBatches > 0 {
+		return c.GroupBatches
+	}
+	return min(max(GroupTarget/c.BatchSize, 1), 64)
+}
+
 // maxAckPending returns the effective MaxAckPending.
 func (c Config) maxAckPending() int {
 	if c.MaxAckPending > 0 {
 		return c.MaxAckPending
 	}
-	return max((c.GroupBatches+2)*c.BatchSize, 1000)
+	return max((c.groupBatches()+2)*c.BatchSize, 1000)
 }
 
 // Validate reports the first setting that cannot work, naming its flag.
@@ -90,8 +101,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("unknown event kind %d", c.Kind)
 	case c.BatchSize < 1 || c.BatchSize > 10000:
 		return fmt.Errorf("--batch must be between 1 and 10000, not %d", c.BatchSize)
-	case c.GroupBatches < 1 || c.GroupBatches > 100:
-		return fmt.Errorf("--group must be between 1 and 100, not %d", c.GroupBatches)
+	case c.GroupBatches < 0 || c.GroupBatches > 100:
+		return fmt.Errorf("--group must be between 0 (automatic) and 100, not %d", c.GroupBatches)
 	case c.MaxWait < time.Millisecond || c.MaxWait > time.Minute:
 		return fmt.Errorf("--wait must be between 1ms and 1m, not %s", c.MaxWait)
 	case c.AckWait < 2*c.MaxWait+5*time.Second:

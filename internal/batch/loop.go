@@ -139,7 +139,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	l.log.Info("projecting", "filter", l.cfg.FilterSubject, "batch", l.cfg.BatchSize, "wait", l.cfg.MaxWait)
 
 	// The fetch stage may run GroupBatches ahead: the write stage takes them in one transaction.
-	ch := make(chan *fetched, l.cfg.GroupBatches)
+	ch := make(chan *fetched, l.cfg.groupBatches())
 	var wg sync.WaitGroup
 	if l.mp != nil && l.backlogEvery > 0 {
 		wg.Add(1)
@@ -373,7 +373,7 @@ func (l *Loop) group(f *fetched, in <-chan *fetched) *fetched {
 // waiting returns the batches already waiting in in, up to GroupBatches-1, without blocking.
 func (l *Loop) waiting(in <-chan *fetched) []*fetched {
 	var more []*fetched
-	for len(more) < l.cfg.GroupBatches-1 {
+	for len(more) < l.cfg.groupBatches()-1 {
 		select {
 		case g, ok := <-in:
 			if !ok {

@@ -1,0 +1,30 @@
+package batch
+
+import "testing"
+
+func TestAutomaticGroupKeepsMemoryBoundedWhateverN(t *testing.T) {
+	for _, tc := range []struct {
+		n, group              int
+		wantGroup, wantMaxAck int
+	}{
+		{n: 1000, group: 0, wantGroup: 8, wantMaxAck: 10000},
+		{n: 100, group: 0, wantGroup: 64, wantMaxAck: 6600},
+		{n: 5000, group: 0, wantGroup: 1, wantMaxAck: 15000},
+		{n: 10000, group: 0, wantGroup: 1, wantMaxAck: 30000},
+		{n: 1000, group: 1, wantGroup: 1, wantMaxAck: 3000},
+		{n: 10, group: 1, wantGroup: 1, wantMaxAck: 1000},
+		{n: 1000, group: 20, wantGroup: 20, wantMaxAck: 22000},
+	} {
+		c := Started()
+		c.BatchSize, c.GroupBatches = tc.n, tc.group
+		if err := c.Validate(); err != nil {
+			t.Fatalf("N=%d group=%d: %v", tc.n, tc.group, err)
+		}
+		if got := c.groupBatches(); got != tc.wantGroup {
+			t.Errorf("N=%d group=%d: effective group %d, want %d", tc.n, tc.group, got, tc.wantGroup)
+		}
+		if got := c.maxAckPending(); got != tc.wantMaxAck {
+			t.Errorf("N=%d group=%d: max ack pending %d, want %d", tc.n, tc.group, got, tc.wantMaxAck)
+		}
+	}
+}
