@@ -34,6 +34,11 @@ type Config struct {
 	// Zero (the default) means about GroupTarget messages: 8 batches at N=1000, none at
 	// N ≥ 8000, so memory stays bounded whatever N. 1 disables grouping.
 	GroupBatches int
+	// MaxBatchBytes caps the bytes one Fetch brings (default 8 MiB; raised to twice the
+	// server's max payload, so one message always fits), and a group stops growing past four
+	// times it. With results carrying up to 256 KiB of output inline, this is what bounds
+	// memory, not the message counts.
+	MaxBatchBytes int
 	// MaxAckPending caps unacked messages on the consumer. Zero means (group+2)·BatchSize
 	// (and at least 1000): a full group committing, and one more batch fetched ahead.
 	MaxAckPending int
@@ -47,11 +52,12 @@ type Config struct {
 // FilterSubject and Kind.
 func DefaultConfig() Config {
 	return Config{
-		BatchSize:    1000,
-		MaxWait:      100 * time.Millisecond,
-		AckWait:      30 * time.Second,
-		RetryInitial: 100 * time.Millisecond,
-		RetryMax:     30 * time.Second,
+		BatchSize:     1000,
+		MaxBatchBytes: 8 << 20,
+		MaxWait:       100 * time.Millisecond,
+		AckWait:       30 * time.Second,
+		RetryInitial:  100 * time.Millisecond,
+		RetryMax:      30 * time.Second,
 	}
 }
 
@@ -103,6 +109,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--batch must be between 1 and 10000, not %d", c.BatchSize)
 	case c.GroupBatches < 0 || c.GroupBatches > 100:
 		return fmt.Errorf("--group must be between 0 (automatic) and 100, not %d", c.GroupBatches)
+	case c.MaxBatchBytes < 64<<10:
+		return fmt.Errorf("max batch bytes must be at least 64 KiB, not %d", c.MaxBatchBytes)
 	case c.MaxWait < time.Millisecond || c.MaxWait > time.Minute:
 		return fmt.Errorf("--wait must be between 1ms and 1m, not %s", c.MaxWait)
 	case c.AckWait < 2*c.MaxWait+5*time.Second:

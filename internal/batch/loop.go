@@ -105,6 +105,7 @@ func (l *Loop) Bound() bool { return l.bound.Load() }
 type fetched struct {
 	msgs    []jetstream.Msg
 	recs    []codec.Record
+	bytes   int            // payload bytes
 	decodes []decodeTiming // one per fetch grouped in
 }
 
@@ -232,7 +233,11 @@ func (l *Loop) fetchLoop(ctx context.Context, cons jetstream.Consumer, out chan<
 
 // fetch pulls one batch: up to BatchSize messages, or whatever arrived within MaxWait.
 func (l *Loop) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
-	b, err := cons.Fetch(l.cfg.BatchSize, jetstream.FetchMaxWait(l.cfg.MaxWait))
+	maxBytes := l.cfg.MaxBatchBytes
+	if nc := l.js.Conn(); nc != nil {
+		maxBytes = max(maxBytes, 2*int(nc.MaxPayload()))
+	}
+	b, err := cons.Fetch(l.cfg.BatchSize, jetstream.FetchMaxWait(l.cfg.MaxWait), jetstream.FetchMaxBytes(maxBytes))
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
@@ -291,6 +296,7 @@ func (l *Loop) prepare(ctx context.Context, msgs []jetstream.Msg) *fetched {
 		pending = md.NumPending
 		f.msgs = append(f.msgs, m)
 		f.recs = append(f.recs, r)
+		f.bytes += len(r.Payload)
 	}
 	l.Stats.Pending.Store(pending)
 	if redelivered > 0 {
@@ -352,7 +358,7 @@ func (l *Loop) writeLoop(ctx context.Context, in <-chan *fetched) {
 // group adds to f the batches already waiting in in, up to GroupBatches in all: while the
 // projection is behind, one transaction takes several fetches.
 func (l *Loop) group(f *fetched, in <-chan *fetched) *fetched {
-	more := l.waiting(in)
+	more := l.waiting(in, f.bytes)
 	if len(more) == 0 {
 		return f
 	}
@@ -366,20 +372,23 @@ func (l *Loop) group(f *fetched, in <-chan *fetched) *fetched {
 		all.msgs = append(all.msgs, g.msgs...)
 		all.recs = append(all.recs, g.recs...)
 		all.decodes = append(all.decodes, g.decodes...)
+		all.bytes += g.bytes
 	}
 	return all
 }
 
-// waiting returns the batches already waiting in in, up to GroupBatches-1, without blocking.
-func (l *Loop) waiting(in <-chan *fetched) []*fetched {
+// waiting returns the batches already waiting in in, up to GroupBatches-1 and until the group
+// holds four times MaxBatchBytes of payload, without blocking.
+func (l *Loop) waiting(in <-chan *fetched, bytes int) []*fetched {
 	var more []*fetched
-	for len(more) < l.cfg.groupBatches()-1 {
+	for len(more) < l.cfg.groupBatches()-1 && bytes < 4*l.cfg.MaxBatchBytes {
 		select {
 		case g, ok := <-in:
 			if !ok {
 				return more
 			}
 			more = append(more, g)
+			bytes += g.bytes
 		default:
 			return more
 		}

@@ -340,3 +340,48 @@ func TestConfigValidateNamesTheFlag(t *testing.T) {
 		t.Fatalf("defaults invalid: %v", err)
 	}
 }
+
+func TestLargePayloadsBoundEachTransactionByBytes(t *testing.T) {
+	srv := natstest.Run(t)
+	nc, js := natstest.Connect(t, srv.ClientURL())
+	natstest.CreateStream(t, js, "EVENTS", "events.>")
+	pad := strings.Repeat("x", 200<<10) // results carry up to 256 KiB of output inline
+	for i := range 60 {
+		p := fmt.Appendf(nil, `{"result_id":"r-%d","request_id":"q","exec_id":"e","pc_id":"pc-%d","started_at":"2026-05-20T12:00:00Z","manifest_id":"m","version":"1","padding":"%s"}`, i, i, pad)
+		if _, err := js.PublishAsync(fmt.Sprintf("events.started.e.pc-%d", i), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-js.PublishAsyncComplete()
+
+	var (
+		mu       sync.Mutex
+		maxBytes int
+		seen     = map[uint64]bool{}
+	)
+	write := func(ctx context.Context, recs []codec.Record) ([]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, r := range recs {
+			n += len(r.Payload)
+			seen[r.Seq] = true
+		}
+		maxBytes = max(maxBytes, n)
+		return make([]string, len(recs)), nil
+	}
+	cfg := testConfig()
+	cfg.MaxBatchBytes = 1 << 20
+	l := batch.New(cfg, js, write, batch.WithLogger(quiet))
+	run(t, l)
+	natstest.Eventually(t, 20*time.Second, "every large message written", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == 60 && natstest.ConsumerDrained(t, js, "EVENTS", "backend_events_projector")
+	})
+	// A fetch brings at most max(MaxBatchBytes, 2·max payload); a group stops past 4·MaxBatchBytes.
+	limit := 4*cfg.MaxBatchBytes + 2*int(nc.MaxPayload())
+	if maxBytes > limit {
+		t.Fatalf("a transaction held %d bytes of payload, more than %d", maxBytes, limit)
+	}
+}
