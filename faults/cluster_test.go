@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"fanin/internal/fleet"
+	"fanin/internal/fleettest"
 	"fanin/internal/natstest"
 )
 
@@ -122,14 +123,14 @@ func TestClusterStreamLeaderLostMidIngest(t *testing.T) {
 	})
 	t.Logf("new leader elected after %s", time.Since(lost).Round(time.Millisecond))
 	publishRetrying(t, js, msgs[half:])
-	waitDrained(t, js, 2*time.Minute)
+	fleettest.WaitDrained(t, js, 2*time.Minute)
 	t.Logf("ingester log: %d disconnects, %d failed fetches, %d failed writes",
 		len(p.logLines("NATS disconnected")), len(p.logLines("fetch failed: retrying with backoff")), len(p.logLines("write failed: naking the batch")))
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	checkTables(t, db, b, msgs)
+	fleettest.CheckTables(t, db, b, msgs)
 }
 
 // publishRetrying publishes msgs one at a time, retrying a message whose PubAck does not come

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"fanin/internal/fleettest"
 	"fanin/internal/natstest"
 )
 
@@ -75,12 +76,12 @@ func TestDiskFullMidRun(t *testing.T) {
 	msgs := b.Messages()
 	half := len(msgs) / 2
 	db := filepath.Join(dir, "fanin.db")
-	createExecution(t, db, b)
+	fleettest.CreateExecution(t, db, b)
 	addr := "127.0.0.1:" + strconv.Itoa(freePorts(t, 1)[0])
 	p := start(t, t.TempDir(), append(ingestArgs(srv.ClientURL(), db), "--metrics-addr", addr), nil)
 	p.waitLog("projecting", 2, 30*time.Second)
 	publish(t, js, msgs[:half])
-	waitDrained(t, js, time.Minute)
+	fleettest.WaitDrained(t, js, time.Minute)
 	floor := acked(js)
 	rows := countRows(t, db, "execution_results")
 
@@ -109,7 +110,7 @@ func TestDiskFullMidRun(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	waitDrained(t, js, time.Minute)
+	fleettest.WaitDrained(t, js, time.Minute)
 	natstest.Eventually(t, 10*time.Second, "/readyz ready again", func() bool {
 		code, _ := readyz(addr)
 		return code == http.StatusOK
@@ -118,5 +119,5 @@ func TestDiskFullMidRun(t *testing.T) {
 	if code := p.wait(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	checkTables(t, db, b, msgs)
+	fleettest.CheckTables(t, db, b, msgs)
 }

@@ -17,10 +17,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"fanin/internal/broker"
-	"fanin/internal/codec"
 	"fanin/internal/fleet"
+	"fanin/internal/fleettest"
 	"fanin/internal/natstest"
-	"fanin/internal/sink"
 )
 
 // ingestBin is the real binary, built once by TestMain (without -race: these tests are about
@@ -175,31 +174,11 @@ func tail(s string, n int) string {
 
 // createExecution migrates the database at path and adds the executions row the backend
 // creates before it broadcasts.
-func createExecution(t *testing.T, path string, b fleet.Broadcast) {
-	t.Helper()
-	ctx := context.Background()
-	cfg := sink.DefaultConfig()
-	cfg.Path = path
-	s, err := sink.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.DB().ExecContext(ctx, `INSERT INTO executions (exec_id, job_id, version, initiated_by,
-		initiated_at, target_count) VALUES (?, ?, ?, 'test', '2026-05-20T12:00:00.000000Z', ?)`,
-		b.ExecID, b.ManifestID, b.Version, b.PCs); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // newDB returns the path of a database in a fresh directory, migrated, with b's executions row.
 func newDB(t *testing.T, b fleet.Broadcast) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "fanin.db")
-	createExecution(t, path, b)
+	fleettest.CreateExecution(t, path, b)
 	return path
 }
 
@@ -285,119 +264,6 @@ func acked(js jetstream.JetStream) int64 {
 		n += int64(info.AckFloor.Stream)
 	}
 	return n
-}
-
-func waitDrained(t *testing.T, js jetstream.JetStream, timeout time.Duration) {
-	t.Helper()
-	natstest.Eventually(t, timeout, "both durables drained", func() bool {
-		return natstest.ConsumerDrained(t, js, "EVENTS", "backend_events_projector") &&
-			natstest.ConsumerDrained(t, js, "RESULTS", "backend_results_projector")
-	})
-}
-
-// expected is what a broadcast must leave in the tables.
-type expected struct {
-	rows, failures, poison int
-}
-
-func expect(msgs []fleet.Message, pcs int) expected {
-	e := expected{rows: pcs}
-	seen := map[string]bool{}
-	for _, m := range msgs {
-		switch {
-		case m.Poison:
-			e.poison++
-		case m.Kind == codec.KindResult && m.Failed && !seen[m.ResultID]:
-			seen[m.ResultID] = true
-			e.failures++
-		}
-	}
-	return e
-}
-
-func openRO(t *testing.T, path string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro&_busy_timeout=5000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-// checkTables verifies the database against the broadcast: one finished, versioned row per
-// PC and result id, exact counters, status completed, each poison message dead-lettered once
-// with its payload byte for byte.
-func checkTables(t *testing.T, path string, b fleet.Broadcast, msgs []fleet.Message) {
-	t.Helper()
-	want := expect(msgs, b.PCs)
-	db := openRO(t, path)
-	var rows, finished, versioned, distinctPCs, failed, reaped int
-	if err := db.QueryRow(`SELECT count(*), count(finished_at), count(version), count(DISTINCT pc_id),
-		count(*) FILTER (WHERE exit_code <> 0), sum(reaped)
-		FROM execution_results WHERE exec_id = ?`, b.ExecID).Scan(&rows, &finished, &versioned, &distinctPCs, &failed, &reaped); err != nil {
-		t.Fatal(err)
-	}
-	if rows != want.rows || finished != want.rows || versioned != want.rows || distinctPCs != want.rows || failed != want.failures || reaped != 0 {
-		t.Errorf("execution_results: %d rows, %d finished, %d with version, %d PCs, %d failed, %d reaped; want %d, %d, %d, %d, %d, 0",
-			rows, finished, versioned, distinctPCs, failed, reaped, want.rows, want.rows, want.rows, want.rows, want.failures)
-	}
-	var all int
-	if err := db.QueryRow(`SELECT count(*) FROM execution_results`).Scan(&all); err != nil {
-		t.Fatal(err)
-	}
-	if all != want.rows {
-		t.Errorf("execution_results holds %d rows in all, want %d", all, want.rows)
-	}
-	ids := map[string]bool{}
-	for _, m := range msgs {
-		if !m.Poison {
-			ids[m.ResultID] = true
-		}
-	}
-	if len(ids) != want.rows {
-		t.Fatalf("broadcast has %d result ids for %d PCs", len(ids), want.rows)
-	}
-	var status string
-	var success, failure int
-	if err := db.QueryRow(`SELECT status, success_count, failure_count FROM executions WHERE exec_id = ?`,
-		b.ExecID).Scan(&status, &success, &failure); err != nil {
-		t.Fatal(err)
-	}
-	if status != "completed" || success != want.rows-want.failures || failure != want.failures {
-		t.Errorf("executions: %s %d/%d, want completed %d/%d", status, success, failure, want.rows-want.failures, want.failures)
-	}
-	var dead, distinctDead int
-	if err := db.QueryRow(`SELECT count(*), count(DISTINCT stream || '/' || stream_seq) FROM dead_letters`).Scan(&dead, &distinctDead); err != nil {
-		t.Fatal(err)
-	}
-	if dead != want.poison || distinctDead != want.poison {
-		t.Errorf("dead_letters: %d rows (%d distinct), want %d", dead, distinctDead, want.poison)
-	}
-	// Poison payloads byte for byte: the multiset of dead-lettered payloads equals the poison sent.
-	wantPayloads := map[string]int{}
-	for _, m := range msgs {
-		if m.Poison {
-			wantPayloads[string(m.Payload)]++
-		}
-	}
-	rs, err := db.Query(`SELECT payload FROM dead_letters`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
-	for rs.Next() {
-		var p []byte
-		if err := rs.Scan(&p); err != nil {
-			t.Fatal(err)
-		}
-		wantPayloads[string(p)]--
-	}
-	for p, n := range wantPayloads {
-		if n != 0 {
-			t.Errorf("dead_letters: payload %q off by %d", p, -n)
-		}
-	}
 }
 
 // countRows returns the rows of table, read in a separate read-only connection.

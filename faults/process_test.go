@@ -14,6 +14,7 @@ import (
 
 	"fanin/internal/codec"
 	"fanin/internal/fleet"
+	"fanin/internal/fleettest"
 	"fanin/internal/natstest"
 )
 
@@ -48,13 +49,13 @@ func TestSIGKILLAtRandomMomentsLosesNothing(t *testing.T) {
 		p = start(t, dir, args, nil)
 	}
 	wait()
-	waitDrained(t, js, 3*time.Minute)
+	fleettest.WaitDrained(t, js, 3*time.Minute)
 	p.waitLog("projecting", 2, 30*time.Second) // a SIGTERM before main installs its handler kills
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
-	checkTables(t, db, b, msgs)
+	fleettest.CheckTables(t, db, b, msgs)
 }
 
 // TestNATSServerRestartMidIngest stops the NATS server for a few seconds mid-ingest and
@@ -83,7 +84,7 @@ func TestNATSServerRestartMidIngest(t *testing.T) {
 	t.Logf("server down for %s", time.Since(down).Round(time.Millisecond))
 	natstest.Eventually(t, 30*time.Second, "test client reconnected", nc.IsConnected)
 	publish(t, js, msgs[half:])
-	waitDrained(t, js, time.Minute)
+	fleettest.WaitDrained(t, js, time.Minute)
 	if len(p.logLines("NATS disconnected")) == 0 || len(p.logLines("NATS reconnected")) == 0 {
 		t.Errorf("log has no disconnect/reconnect lines")
 	}
@@ -91,7 +92,7 @@ func TestNATSServerRestartMidIngest(t *testing.T) {
 	if code := p.wait(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	checkTables(t, db, b, msgs)
+	fleettest.CheckTables(t, db, b, msgs)
 }
 
 // TestDatabaseLockedPastBusyTimeout holds the database's write lock from another connection
@@ -130,12 +131,12 @@ func TestDatabaseLockedPastBusyTimeout(t *testing.T) {
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	waitDrained(t, js, time.Minute)
+	fleettest.WaitDrained(t, js, time.Minute)
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	checkTables(t, db, b, msgs)
+	fleettest.CheckTables(t, db, b, msgs)
 }
 
 // TestSIGTERMMidBatchFinishesCleanly sends SIGTERM while a large backlog is being ingested:
@@ -199,7 +200,7 @@ func TestReplicasShareDurablesAndDatabase(t *testing.T) {
 				p.waitLog("projecting", 2, 30*time.Second)
 			}
 			publish(t, js, msgs)
-			waitDrained(t, js, 2*time.Minute)
+			fleettest.WaitDrained(t, js, 2*time.Minute)
 			for _, p := range ps {
 				p.signal(syscall.SIGTERM)
 			}
@@ -212,7 +213,7 @@ func TestReplicasShareDurablesAndDatabase(t *testing.T) {
 					t.Logf("replica %d recreated a durable at start (a replica raced another's first acks): %s", i, l[0])
 				}
 			}
-			checkTables(t, db, b, msgs)
+			fleettest.CheckTables(t, db, b, msgs)
 		})
 	}
 }

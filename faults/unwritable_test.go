@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"fanin/internal/fleettest"
 	"fanin/internal/natstest"
 )
 
@@ -32,7 +33,7 @@ func TestReadOnlyDatabaseAtStart(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o777) // SQLite creates -wal and -shm next to the file
 	db := filepath.Join(dir, "fanin.db")
-	createExecution(t, db, b)
+	fleettest.CreateExecution(t, db, b)
 	for _, suffix := range []string{"-wal", "-shm"} {
 		os.Remove(db + suffix)
 	}
@@ -63,13 +64,13 @@ func TestReadOnlyDatabaseAtStart(t *testing.T) {
 
 	os.Chmod(db, 0o666)
 	p = start(t, dir, args, cred)
-	waitDrained(t, js, time.Minute)
+	fleettest.WaitDrained(t, js, time.Minute)
 	p.waitLog("projecting", 2, 10*time.Second)
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	checkTables(t, db, b, msgs)
+	fleettest.CheckTables(t, db, b, msgs)
 }
 
 // TestDatabaseFileUnwritableMidRun makes the database unwritable under a running ingester.
@@ -91,7 +92,7 @@ func TestDatabaseFileUnwritableMidRun(t *testing.T) {
 	p := start(t, t.TempDir(), ingestArgs(srv.ClientURL(), db), nil)
 	p.waitLog("projecting", 2, 30*time.Second)
 	publish(t, js, msgs[:half])
-	waitDrained(t, js, time.Minute)
+	fleettest.WaitDrained(t, js, time.Minute)
 	floor := acked(js)
 
 	files := []string{db, db + "-wal"}
@@ -114,10 +115,10 @@ func TestDatabaseFileUnwritableMidRun(t *testing.T) {
 	failed := p.logLines("write failed: naking the batch")
 	t.Logf("while unwritable: %d failed writes; first: %s", len(failed), failed[0])
 	mutable()
-	waitDrained(t, js, time.Minute)
+	fleettest.WaitDrained(t, js, time.Minute)
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	checkTables(t, db, b, msgs)
+	fleettest.CheckTables(t, db, b, msgs)
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"fanin/internal/fleettest"
 	"fanin/internal/natstest"
 )
 
@@ -117,7 +118,7 @@ func TestSingleBinaryModeIngestsAndStopsCleanly(t *testing.T) {
 		return err1 == nil && err2 == nil
 	})
 	publishAll(t, js, testBroadcast(200, 9).Messages())
-	waitDrained(t, js, 30*time.Second)
+	fleettest.WaitDrained(t, js, 30*time.Second)
 
 	cancel() // what SIGINT/SIGTERM do
 	select {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"fanin/internal/fleettest"
 	"fanin/internal/natstest"
 )
 
@@ -25,7 +26,7 @@ func TestDeadLettersListAndReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitDrained(t, js, 30*time.Second)
+	fleettest.WaitDrained(t, js, 30*time.Second)
 	r.stop()
 
 	// A message an older, stricter version set aside: valid for this one.

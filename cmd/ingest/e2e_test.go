@@ -22,6 +22,7 @@ import (
 	"fanin/internal/broker"
 	"fanin/internal/codec"
 	"fanin/internal/fleet"
+	"fanin/internal/fleettest"
 	"fanin/internal/natstest"
 	"fanin/internal/sink"
 )
@@ -62,27 +63,6 @@ func testConfig(t *testing.T, url string) *config {
 	cfg.Events.RetryInitial, cfg.Results.RetryInitial = 20*time.Millisecond, 20*time.Millisecond
 	cfg.Events.RetryMax, cfg.Results.RetryMax = 500*time.Millisecond, 500*time.Millisecond
 	return cfg
-}
-
-// createExecution adds the executions row the backend would have created.
-func createExecution(t *testing.T, path string, b fleet.Broadcast) {
-	t.Helper()
-	ctx := context.Background()
-	cfg := sink.DefaultConfig()
-	cfg.Path = path
-	s, err := sink.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.DB().ExecContext(ctx, `INSERT INTO executions (exec_id, job_id, version, initiated_by,
-		initiated_at, target_count) VALUES (?, ?, ?, 'test', '2026-05-20T12:00:00.000000Z', ?)`,
-		b.ExecID, b.ManifestID, b.Version, b.PCs); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // running is an app started by startApp.
@@ -127,69 +107,6 @@ func shuffled(msgs []fleet.Message, seed uint64) []fleet.Message {
 	out := append([]fleet.Message(nil), msgs...)
 	rand.New(rand.NewPCG(seed, 1)).Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	return out
-}
-
-func waitDrained(t *testing.T, js jetstream.JetStream, timeout time.Duration) {
-	t.Helper()
-	natstest.Eventually(t, timeout, "both durables drained", func() bool {
-		return natstest.ConsumerDrained(t, js, "EVENTS", "backend_events_projector") &&
-			natstest.ConsumerDrained(t, js, "RESULTS", "backend_results_projector")
-	})
-}
-
-// expected is what a broadcast must leave in the tables.
-type expected struct {
-	rows, failures, poison int
-}
-
-func expect(msgs []fleet.Message, pcs int) expected {
-	e := expected{rows: pcs}
-	seen := map[string]bool{}
-	for _, m := range msgs {
-		switch {
-		case m.Poison:
-			e.poison++
-		case m.Kind == codec.KindResult && m.Failed && !seen[m.ResultID]:
-			seen[m.ResultID] = true
-			e.failures++
-		}
-	}
-	return e
-}
-
-// checkTables verifies the database against the broadcast, row for row.
-func checkTables(t *testing.T, path string, b fleet.Broadcast, want expected) {
-	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var rows, finished, versioned, distinctPCs int
-	if err := db.QueryRow(`SELECT count(*), count(finished_at), count(version), count(DISTINCT pc_id)
-		FROM execution_results WHERE exec_id = ?`, b.ExecID).Scan(&rows, &finished, &versioned, &distinctPCs); err != nil {
-		t.Fatal(err)
-	}
-	if rows != want.rows || finished != want.rows || versioned != want.rows || distinctPCs != want.rows {
-		t.Errorf("execution_results: %d rows, %d finished, %d with version, %d PCs; want %d of each",
-			rows, finished, versioned, distinctPCs, want.rows)
-	}
-	var status string
-	var success, failure int
-	if err := db.QueryRow(`SELECT status, success_count, failure_count FROM executions WHERE exec_id = ?`,
-		b.ExecID).Scan(&status, &success, &failure); err != nil {
-		t.Fatal(err)
-	}
-	if status != "completed" || success != want.rows-want.failures || failure != want.failures {
-		t.Errorf("executions: %s %d/%d, want completed %d/%d", status, success, failure, want.rows-want.failures, want.failures)
-	}
-	var dead, distinctDead int
-	if err := db.QueryRow(`SELECT count(*), count(DISTINCT stream || stream_seq) FROM dead_letters`).Scan(&dead, &distinctDead); err != nil {
-		t.Fatal(err)
-	}
-	if dead != want.poison || distinctDead != want.poison {
-		t.Errorf("dead_letters: %d rows (%d distinct), want %d", dead, distinctDead, want.poison)
-	}
 }
 
 // dump renders the three tables canonically, for comparing two databases.
@@ -240,16 +157,16 @@ func TestBroadcastOf10000PCsEndToEnd(t *testing.T) {
 	_, js := natstest.Connect(t, srv.ClientURL())
 	cfg := testConfig(t, srv.ClientURL())
 	b := testBroadcast(10000, 1)
-	createExecution(t, cfg.DB.Path, b)
+	fleettest.CreateExecution(t, cfg.DB.Path, b)
 
 	r := startApp(t, cfg)
 	msgs := shuffled(b.Messages(), 2) // started and results in any order
 	publishAll(t, js, msgs)
-	waitDrained(t, js, 2*time.Minute)
+	fleettest.WaitDrained(t, js, 2*time.Minute)
 	if code := r.stop(); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	checkTables(t, cfg.DB.Path, b, expect(msgs, b.PCs))
+	fleettest.CheckTables(t, cfg.DB.Path, b, msgs)
 }
 
 func TestCrashBetweenCommitAndAckChangesNothing(t *testing.T) {
@@ -261,17 +178,17 @@ func TestCrashBetweenCommitAndAckChangesNothing(t *testing.T) {
 	// The reference: the same messages ingested without a crash.
 	ref := testConfig(t, srv.ClientURL())
 	ref.Events.Stream, ref.Results.Stream = "EVENTS", "RESULTS"
-	createExecution(t, ref.DB.Path, b)
+	fleettest.CreateExecution(t, ref.DB.Path, b)
 	r := startApp(t, ref)
 	publishAll(t, js, msgs)
-	waitDrained(t, js, time.Minute)
+	fleettest.WaitDrained(t, js, time.Minute)
 	r.stop()
 
 	// The crash: a second set of durables; the first instance commits some batches, then its
 	// connection dies before it can ack them.
 	cfg := testConfig(t, srv.ClientURL())
 	cfg.Events.Durable, cfg.Results.Durable = "crash_events", "crash_results"
-	createExecution(t, cfg.DB.Path, b)
+	fleettest.CreateExecution(t, cfg.DB.Path, b)
 	db, err := sink.Open(context.Background(), cfg.DB)
 	if err != nil {
 		t.Fatal(err)
@@ -324,7 +241,7 @@ func TestDatabaseLockedBacksOffAndCatchesUp(t *testing.T) {
 	cfg := testConfig(t, srv.ClientURL())
 	cfg.DB.BusyTimeout = 100 * time.Millisecond
 	b := testBroadcast(1000, 5)
-	createExecution(t, cfg.DB.Path, b)
+	fleettest.CreateExecution(t, cfg.DB.Path, b)
 	r := startApp(t, cfg)
 
 	// Another process holds the write lock for a few seconds while the burst arrives.
@@ -349,11 +266,11 @@ func TestDatabaseLockedBacksOffAndCatchesUp(t *testing.T) {
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	waitDrained(t, js, time.Minute)
+	fleettest.WaitDrained(t, js, time.Minute)
 	if code := r.stop(); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	checkTables(t, cfg.DB.Path, b, expect(msgs, b.PCs))
+	fleettest.CheckTables(t, cfg.DB.Path, b, msgs)
 }
 
 func TestGracefulShutdownAcksOnlyWhatIsCommitted(t *testing.T) {
@@ -407,18 +324,18 @@ func TestReplayAfterAWipedDatabase(t *testing.T) {
 	_, js := natstest.Connect(t, srv.ClientURL())
 	cfg := testConfig(t, srv.ClientURL())
 	b := testBroadcast(300, 7)
-	createExecution(t, cfg.DB.Path, b)
+	fleettest.CreateExecution(t, cfg.DB.Path, b)
 	msgs := b.Messages()
 	r := startApp(t, cfg)
 	publishAll(t, js, msgs)
-	waitDrained(t, js, time.Minute)
+	fleettest.WaitDrained(t, js, time.Minute)
 	r.stop()
 	before := dump(t, cfg.DB.Path)
 
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		os.Remove(cfg.DB.Path + suffix)
 	}
-	createExecution(t, cfg.DB.Path, b)
+	fleettest.CreateExecution(t, cfg.DB.Path, b)
 	r = startApp(t, cfg)
 	natstest.Eventually(t, time.Minute, "the stream projected again", func() bool {
 		return dump(t, cfg.DB.Path) == before
@@ -448,7 +365,7 @@ func TestLargeOutputIsReadFromTheObjectStore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitDrained(t, js, 30*time.Second)
+	fleettest.WaitDrained(t, js, 30*time.Second)
 	r.stop()
 
 	db, err := sql.Open("sqlite3", "file:"+cfg.DB.Path+"?mode=ro")

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"fanin/internal/fleettest"
 	"fanin/internal/natstest"
 )
 
@@ -87,7 +88,7 @@ func TestOperatorSeesProgressOnMetricsAndTraces(t *testing.T) {
 	spans := tracetest.NewInMemoryExporter()
 	cfg.Telemetry.SpanExporter = spans
 	b := testBroadcast(300, 11)
-	createExecution(t, cfg.DB.Path, b)
+	fleettest.CreateExecution(t, cfg.DB.Path, b)
 	r := startApp(t, cfg)
 	base := "http://" + r.server.Addr()
 
@@ -100,8 +101,8 @@ func TestOperatorSeesProgressOnMetricsAndTraces(t *testing.T) {
 	}
 	msgs := b.Messages()
 	publishAll(t, js, msgs)
-	waitDrained(t, js, 30*time.Second)
-	want := expect(msgs, b.PCs)
+	fleettest.WaitDrained(t, js, 30*time.Second)
+	want := fleettest.Expect(msgs, b.PCs)
 
 	fams := scrape(t, base+"/metrics")
 	types := map[string]dto.MetricType{
@@ -143,8 +144,8 @@ func TestOperatorSeesProgressOnMetricsAndTraces(t *testing.T) {
 	if dups, _ := series(fams, "fanin_duplicates_ignored_total", nil); dups < 1 {
 		t.Errorf("duplicates ignored %v, want some (the broadcast repeats 10%% of its messages)", dups)
 	}
-	if dead, _ := series(fams, "fanin_messages_dead_lettered_total", map[string]string{"reason": "poison"}); dead != float64(want.poison) {
-		t.Errorf("poison dead letters %v, want %d", dead, want.poison)
+	if dead, _ := series(fams, "fanin_messages_dead_lettered_total", map[string]string{"reason": "poison"}); dead != float64(want.Poison) {
+		t.Errorf("poison dead letters %v, want %d", dead, want.Poison)
 	}
 	consumed, _ := series(fams, "messaging_client_consumed_messages_total", map[string]string{"messaging_system": "nats"})
 	if consumed < float64(len(msgs)) {
@@ -179,7 +180,7 @@ func TestReadyzSaysWhatIsWrong(t *testing.T) {
 	cfg := testConfig(t, srv.ClientURL())
 	cfg.DB.BusyTimeout = 100 * time.Millisecond
 	b := testBroadcast(100, 13)
-	createExecution(t, cfg.DB.Path, b)
+	fleettest.CreateExecution(t, cfg.DB.Path, b)
 	r := startApp(t, cfg)
 	readyz := "http://" + r.server.Addr() + "/readyz"
 	waitFor := func(what string, code int, substr string) {
@@ -206,7 +207,7 @@ func TestReadyzSaysWhatIsWrong(t *testing.T) {
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	waitDrained(t, js, 30*time.Second)
+	fleettest.WaitDrained(t, js, 30*time.Second)
 	waitFor("ready again", 200, "ready")
 
 	// NATS goes away.
