@@ -342,7 +342,10 @@ func (l *Loop) writeLoop(ctx context.Context, in <-chan *fetched) {
 			l.Stats.Naked.Add(uint64(len(f.msgs)))
 			l.obs.writeFailed(pctx, span, len(f.msgs), d, err)
 			l.obs.endProcess(pctx, span, start, errorType(err).Value.AsString())
-			next = l.pause(ctx, d, in)
+			// The naked batch comes back after d, however long; the loop itself tries the next
+			// batch sooner, so the batches queued behind it are written (or naked) well within
+			// their AckWait instead of expiring unseen.
+			next = l.pause(ctx, min(d, l.cfg.AckWait/3), in)
 			continue
 		}
 		bo.Reset()
