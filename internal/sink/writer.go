@@ -85,9 +85,10 @@ func (s *Sink) writeSplit(ctx context.Context, recs []codec.Record, idx []int, r
 
 // entry tracks one result_id through a batch.
 type entry struct {
-	cur     row
-	existed bool // a row was in the table before this transaction
-	dirty   bool
+	cur       row
+	existed   bool // a row was in the table before this transaction
+	dirty     bool
+	unchanged int // records that changed nothing
 }
 
 // writeTx writes recs[idx...] in one BEGIN IMMEDIATE transaction. Records with a non-empty
@@ -103,28 +104,106 @@ func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, reje
 		}
 	}()
 
-	entries, err := loadRows(ctx, tx, recs, idx, rejected)
-	if err != nil {
-		return Report{}, err
-	}
-
-	// Merge every record into its row in memory, in batch order: the same as applying them one
-	// by one, but each row is written once and each execution's counters are bumped once.
-	execs := map[string]*execDelta{}
-	var dead []int
+	var good, dead []int
 	for _, i := range idx {
 		if rejected[i] != "" {
 			dead = append(dead, i)
-			continue
-		}
-		r := &recs[i]
-		recordedAt := r.RecordedAtText()
-		var id string
-		if r.Kind == codec.KindStarted {
-			id = r.Started.ResultID
 		} else {
-			id = r.Result.ResultID
+			good = append(good, i)
 		}
+	}
+	var execs map[string]*execDelta
+	if startedOnly(recs, good) {
+		execs, err = writeInsertFirst(ctx, tx, recs, good, &rep)
+	} else {
+		execs, err = writeLookupFirst(ctx, tx, recs, good, &rep)
+	}
+	if err != nil {
+		return Report{}, err
+	}
+	if err := writeExecutions(ctx, tx, execs); err != nil {
+		return Report{}, err
+	}
+	if err := writeDeadLetters(ctx, tx, recs, dead, rejected); err != nil {
+		return Report{}, err
+	}
+	rep.DeadLettered = len(dead)
+	if err := tx.Commit(); err != nil {
+		return Report{}, fmt.Errorf("commit: %w", err)
+	}
+	return rep, nil
+}
+
+// writeLookupFirst reads the rows the records touch, merges the records into them and writes
+// the rows that changed.
+func writeLookupFirst(ctx context.Context, tx *sql.Tx, recs []codec.Record, good []int, rep *Report) (map[string]*execDelta, error) {
+	entries, err := loadRows(ctx, tx, resultIDs(recs, good))
+	if err != nil {
+		return nil, err
+	}
+	execs := merge(recs, good, entries)
+	existed, err := writeRows(ctx, tx, entries, rep)
+	if err != nil {
+		return nil, err
+	}
+	if len(existed) > 0 { // cannot happen under the write lock; never insert over a row
+		return nil, fmt.Errorf("insert: row %s appeared during the transaction", existed[0])
+	}
+	rep.Unchanged += unchanged(entries)
+	return execs, nil
+}
+
+// writeInsertFirst writes a batch of started events. They usually come before their results,
+// so most of their rows do not exist yet: it inserts first, and reads and merges again only the
+// rows that turn out to exist — saving the lookup of every id.
+func writeInsertFirst(ctx context.Context, tx *sql.Tx, recs []codec.Record, good []int, rep *Report) (map[string]*execDelta, error) {
+	fresh := make(map[string]*entry, len(good))
+	execs := merge(recs, good, fresh) // started events into absent rows owe no counts
+	existed, err := writeRows(ctx, tx, fresh, rep)
+	if err != nil {
+		return nil, err
+	}
+	if len(existed) == 0 {
+		rep.Unchanged += unchanged(fresh)
+		return execs, nil
+	}
+	again := make(map[string]bool, len(existed))
+	for _, id := range existed {
+		again[id] = true
+		delete(fresh, id)
+	}
+	rep.Unchanged += unchanged(fresh)
+	var redo []int
+	for _, i := range good {
+		if again[recs[i].Started.ResultID] {
+			redo = append(redo, i)
+		}
+	}
+	entries, err := loadRows(ctx, tx, existed)
+	if err != nil {
+		return nil, err
+	}
+	for id, d := range merge(recs, redo, entries) {
+		e := execDeltaFor(execs, id)
+		e.started = e.started || d.started
+		e.success += d.success
+		e.failure += d.failure
+	}
+	if _, err := writeRows(ctx, tx, entries, rep); err != nil {
+		return nil, err
+	}
+	rep.Unchanged += unchanged(entries)
+	return execs, nil
+}
+
+// merge applies recs[idx...], in batch order, to the rows in entries (adding the rows it
+// creates): the same as applying them one by one, but each row is then written once and each
+// execution's counters bumped once. It returns what the executions are owed.
+func merge(recs []codec.Record, idx []int, entries map[string]*entry) map[string]*execDelta {
+	execs := map[string]*execDelta{}
+	for _, i := range idx {
+		r := &recs[i]
+		id := resultID(r)
 		e := entries[id]
 		var cur *row
 		if e != nil {
@@ -136,13 +215,13 @@ func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, reje
 			bump    *outcome
 		)
 		if r.Kind == codec.KindStarted {
-			next, changed, bump = applyStarted(cur, &r.Started, recordedAt)
+			next, changed, bump = applyStarted(cur, &r.Started, r.RecordedAtText())
 			execDeltaFor(execs, r.Started.ExecID).started = true
 		} else {
-			next, changed, bump = applyResult(cur, &r.Result, recordedAt)
+			next, changed, bump = applyResult(cur, &r.Result, r.RecordedAtText())
 		}
 		if !changed {
-			rep.Unchanged++
+			e.unchanged++ // a record that changes nothing found a row
 			continue
 		}
 		if e == nil {
@@ -159,21 +238,39 @@ func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, reje
 			}
 		}
 	}
+	return execs
+}
 
-	if err := writeRows(ctx, tx, entries, &rep); err != nil {
-		return Report{}, err
+func resultID(r *codec.Record) string {
+	if r.Kind == codec.KindStarted {
+		return r.Started.ResultID
 	}
-	if err := writeExecutions(ctx, tx, execs); err != nil {
-		return Report{}, err
+	return r.Result.ResultID
+}
+
+func resultIDs(recs []codec.Record, idx []int) []string {
+	ids := make([]string, len(idx))
+	for k, i := range idx {
+		ids[k] = resultID(&recs[i])
 	}
-	if err := writeDeadLetters(ctx, tx, recs, dead, rejected); err != nil {
-		return Report{}, err
+	return ids
+}
+
+func startedOnly(recs []codec.Record, idx []int) bool {
+	for _, i := range idx {
+		if recs[i].Kind != codec.KindStarted {
+			return false
+		}
 	}
-	rep.DeadLettered = len(dead)
-	if err := tx.Commit(); err != nil {
-		return Report{}, fmt.Errorf("commit: %w", err)
+	return len(idx) > 0
+}
+
+func unchanged(entries map[string]*entry) int {
+	n := 0
+	for _, e := range entries {
+		n += e.unchanged
 	}
-	return rep, nil
+	return n
 }
 
 const selectRows = `SELECT result_id, request_id, coalesce(exec_id, ''), pc_id, exit_code,
@@ -181,20 +278,8 @@ const selectRows = `SELECT result_id, request_id, coalesce(exec_id, ''), pc_id, 
 	reaped, coalesce(parent_result_id, ''), skipped
 	FROM execution_results WHERE result_id IN (SELECT value FROM json_each(?))`
 
-// loadRows reads the existing rows of every result_id the batch's good records touch, in one
-// query. stdout and stderr are not read.
-func loadRows(ctx context.Context, tx *sql.Tx, recs []codec.Record, idx []int, rejected []string) (map[string]*entry, error) {
-	ids := make([]string, 0, len(idx))
-	for _, i := range idx {
-		if rejected[i] != "" {
-			continue
-		}
-		if recs[i].Kind == codec.KindStarted {
-			ids = append(ids, recs[i].Started.ResultID)
-		} else {
-			ids = append(ids, recs[i].Result.ResultID)
-		}
-	}
+// loadRows reads the existing rows of ids in one query. stdout and stderr are not read.
+func loadRows(ctx context.Context, tx *sql.Tx, ids []string) (map[string]*entry, error) {
 	entries := make(map[string]*entry, len(ids))
 	if len(ids) == 0 {
 		return entries, nil
@@ -231,7 +316,8 @@ func loadRows(ctx context.Context, tx *sql.Tx, recs []codec.Record, idx []int, r
 const (
 	insertRow = `INSERT INTO execution_results (result_id, request_id, exec_id, pc_id, exit_code,
 		stdout, stderr, started_at, finished_at, recorded_at, job_id, version, reaped,
-		parent_result_id, skipped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		parent_result_id, skipped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (result_id) DO NOTHING`
 	updateRow = `UPDATE execution_results SET request_id = ?, exec_id = ?, exit_code = ?,
 		finished_at = ?, recorded_at = ?, job_id = ?, version = ?, reaped = ?,
 		parent_result_id = ?, skipped = ? WHERE result_id = ?`
@@ -241,9 +327,10 @@ const (
 		parent_result_id = ?, skipped = ?, stdout = ?, stderr = ? WHERE result_id = ?`
 )
 
-// writeRows inserts the new rows and updates the changed ones. Rows are written in result_id
-// order, which keeps B-tree page visits local.
-func writeRows(ctx context.Context, tx *sql.Tx, entries map[string]*entry, rep *Report) error {
+// writeRows inserts the new rows and updates the changed ones, in result_id order, which keeps
+// B-tree page visits local. An insert that finds its row already there changes nothing; those
+// ids are returned.
+func writeRows(ctx context.Context, tx *sql.Tx, entries map[string]*entry, rep *Report) (existed []string, err error) {
 	dirty := make([]*entry, 0, len(entries))
 	for _, e := range entries {
 		if e.dirty {
@@ -251,7 +338,7 @@ func writeRows(ctx context.Context, tx *sql.Tx, entries map[string]*entry, rep *
 		}
 	}
 	if len(dirty) == 0 {
-		return nil
+		return nil, nil
 	}
 	sort.Slice(dirty, func(i, j int) bool { return dirty[i].cur.resultID < dirty[j].cur.resultID })
 
@@ -271,38 +358,45 @@ func writeRows(ctx context.Context, tx *sql.Tx, entries map[string]*entry, rep *
 		r := &e.cur
 		if !e.existed {
 			if err := prepare(&ins, insertRow); err != nil {
-				return err
+				return nil, err
 			}
-			if _, err := ins.ExecContext(ctx, r.resultID, r.requestID, nullable(r.execID), r.pcID,
+			res, err := ins.ExecContext(ctx, r.resultID, r.requestID, nullable(r.execID), r.pcID,
 				exitCode(r), r.stdout, r.stderr, r.startedAt, nullable(r.finishedAt), r.recordedAt,
-				nullable(r.jobID), nullable(r.version), r.reaped, nullable(r.parentResultID), r.skipped); err != nil {
-				return fmt.Errorf("insert %s: %w", r.resultID, err)
+				nullable(r.jobID), nullable(r.version), r.reaped, nullable(r.parentResultID), r.skipped)
+			if err != nil {
+				return nil, fmt.Errorf("insert %s: %w", r.resultID, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return nil, fmt.Errorf("insert %s: %w", r.resultID, err)
+			} else if n == 0 {
+				existed = append(existed, r.resultID)
+				continue
 			}
 			rep.Inserted++
 			continue
 		}
 		if !r.textSet {
 			if err := prepare(&upd, updateRow); err != nil {
-				return err
+				return nil, err
 			}
 			if _, err := upd.ExecContext(ctx, r.requestID, nullable(r.execID), exitCode(r),
 				nullable(r.finishedAt), r.recordedAt, nullable(r.jobID), nullable(r.version), r.reaped,
 				nullable(r.parentResultID), r.skipped, r.resultID); err != nil {
-				return fmt.Errorf("update %s: %w", r.resultID, err)
+				return nil, fmt.Errorf("update %s: %w", r.resultID, err)
 			}
 		} else {
 			if err := prepare(&txt, updateRowText); err != nil {
-				return err
+				return nil, err
 			}
 			if _, err := txt.ExecContext(ctx, r.requestID, nullable(r.execID), exitCode(r),
 				nullable(r.finishedAt), r.recordedAt, nullable(r.jobID), nullable(r.version), r.reaped,
 				nullable(r.parentResultID), r.skipped, r.stdout, r.stderr, r.resultID); err != nil {
-				return fmt.Errorf("update %s: %w", r.resultID, err)
+				return nil, fmt.Errorf("update %s: %w", r.resultID, err)
 			}
 		}
 		rep.Updated++
 	}
-	return nil
+	return existed, nil
 }
 
 // execDelta is what one batch owes one execution.
