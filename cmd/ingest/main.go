@@ -4,6 +4,8 @@
 //	ingest [run] [flags]   ingest until SIGINT/SIGTERM (the default)
 //	ingest migrate [flags] apply the database migrations and exit
 //	ingest demo [flags]    a simulated 10,000-PC broadcast on the embedded server
+//	ingest dead-letters [list|replay] [flags]
+//	                       list the messages set aside, or republish them after a fix
 //
 // Run "ingest --help" for the flags.
 package main
