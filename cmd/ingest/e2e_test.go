@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,7 +18,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"fanin/internal/batch"
-	"fanin/internal/broker"
 	"fanin/internal/codec"
 	"fanin/internal/fleet"
 	"fanin/internal/fleettest"
@@ -404,6 +402,3 @@ func firstDiff(got, want string) string {
 	}
 	return "(no difference)"
 }
-
-var _ = errors.New
-var _ = broker.EventsStream
