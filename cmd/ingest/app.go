@@ -88,7 +88,10 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 	if err != nil {
 		return nil, err
 	}
-	resolver := output.NewResolver(a.js, output.Bucket)
+	resolver, err := output.New(a.js, cfg.Output, a.tel.MeterProvider, log)
+	if err != nil {
+		return nil, err
+	}
 	opts := []batch.Option{batch.WithReplay(empty), batch.WithLogger(log),
 		batch.WithTracerProvider(a.tel.TracerProvider)}
 	if a.tel.Metrics() {
@@ -96,7 +99,7 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 	}
 	a.loops = []*batch.Loop{
 		batch.New(cfg.Events, a.js, a.writer(codec.KindStarted), opts...),
-		batch.New(cfg.Results, a.js, a.writer(codec.KindResult), append(opts, batch.WithResolve(resolver.Resolve))...),
+		batch.New(cfg.Results, a.js, a.writer(codec.KindResult), append(opts, batch.WithCompleter(resolver))...),
 	}
 	a.health.loops.Store(&a.loops)
 	return a, nil

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
 	"fanin/internal/batch"
 	"fanin/internal/broker"
+	"fanin/internal/output"
 	"fanin/internal/sink"
 	"fanin/internal/telemetry"
 )
@@ -20,6 +22,7 @@ type config struct {
 	NATS            broker.ConnConfig
 	DB              sink.Config
 	Events, Results batch.Config
+	Output          output.Config
 	LogLevel        string
 	LogFormat       string
 	CreateStreams   bool
@@ -95,7 +98,8 @@ func (fs *flagSet) envVar(name, env string) { fs.env[name] = env }
 // ingestFlags registers the flags of "run" (also used by "demo" and "migrate" for the
 // subsets they need) and returns the config they fill.
 func ingestFlags(fs *flagSet) *config {
-	c := &config{DB: sink.DefaultConfig(), Events: batch.Started(), Results: batch.Results(), Telemetry: telemetry.DefaultConfig()}
+	c := &config{DB: sink.DefaultConfig(), Events: batch.Started(), Results: batch.Results(),
+		Output: output.DefaultConfig(), Telemetry: telemetry.DefaultConfig()}
 
 	fs.StringVar(&c.NATS.URL, "nats-url", "nats://127.0.0.1:4222", "NATS server `URLs`, comma-separated (nats:// or tls://)")
 	fs.envVar("nats-url", "NATS_URL")
@@ -129,6 +133,15 @@ func ingestFlags(fs *flagSet) *config {
 	fs.envVar("events-durable", "FANIN_EVENTS_DURABLE")
 	fs.StringVar(&c.Results.Durable, "results-durable", c.Results.Durable, "durable pull consumer `name` of the results projection")
 	fs.envVar("results-durable", "FANIN_RESULTS_DURABLE")
+
+	fs.StringVar(&c.Output.Bucket, "output-bucket", c.Output.Bucket, "Object Store `bucket` holding the stdout/stderr that results name in stdout_object / stderr_object")
+	fs.envVar("output-bucket", "FANIN_OUTPUT_BUCKET")
+	fs.Var((*byteSize)(&c.Output.MaxObjectBytes), "output-max-bytes", "most `bytes` kept of one output object (e.g. 16MiB); the rest is cut and the stored text says so")
+	fs.envVar("output-max-bytes", "FANIN_OUTPUT_MAX_BYTES")
+	fs.IntVar(&c.Output.Concurrency, "output-concurrency", c.Output.Concurrency, "output `objects` read at once, before their batch's transaction")
+	fs.envVar("output-concurrency", "FANIN_OUTPUT_CONCURRENCY")
+	fs.Var((*byteSize)(&c.Results.OutputMemory), "output-memory", "most `bytes` of fetched output held at once (e.g. 256MiB); a batch needing more is written in\nseveral transactions. At least twice --output-max-bytes")
+	fs.envVar("output-memory", "FANIN_OUTPUT_MEMORY")
 
 	fs.BoolVar(&c.CreateStreams, "create-streams", false, "create missing streams with the original settings (EVENTS 7 d/256 MiB, RESULTS 30 d/2 GiB);\nwithout it a missing stream is reported and waited for")
 	fs.envVar("create-streams", "FANIN_CREATE_STREAMS")
@@ -172,6 +185,13 @@ func (c *config) finish() error {
 	if err := c.Results.Validate(); err != nil {
 		return err
 	}
+	if err := c.Output.Validate(); err != nil {
+		return err
+	}
+	if c.Results.OutputMemory < 2*c.Output.MaxObjectBytes {
+		return fmt.Errorf("--output-memory (%s) must be at least twice --output-max-bytes (%s): a result may name two objects",
+			byteSize(c.Results.OutputMemory), byteSize(c.Output.MaxObjectBytes))
+	}
 	if c.Events.Stream == c.Results.Stream {
 		return errors.New("--events-stream and --results-stream must differ")
 	}
@@ -190,4 +210,42 @@ func (c *config) finish() error {
 	}
 	c.Telemetry.Prometheus = c.MetricsAddr != ""
 	return nil
+}
+
+// byteSize is a flag holding a number of bytes, written as an integer with an optional unit:
+// 1048576, 1MiB, 512KiB, 2GiB (also K, M, G, KB, MB, GB, all binary).
+type byteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{
+	{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
+	{"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10},
+	{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1},
+}
+
+func (b *byteSize) Set(s string) error {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("%q is not a size in bytes (e.g. 16MiB, 512KiB, 1048576)", s)
+	}
+	*b = byteSize(n * mult)
+	return nil
+}
+
+func (b byteSize) String() string {
+	for _, u := range byteUnits[:3] {
+		if b != 0 && int64(b)%u.n == 0 {
+			return strconv.FormatInt(int64(b)/u.n, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
 }

@@ -29,29 +29,38 @@ import (
 // with a delay and retries it later. The records must not be kept after it returns.
 type WriteFunc func(ctx context.Context, recs []codec.Record) (rejected []string, err error)
 
-// ResolveFunc completes a decoded result before it is written, e.g. by fetching the large
-// output its StdoutObject / StderrObject name. An error means the record cannot be written now
-// and is retried later.
-type ResolveFunc func(ctx context.Context, r *codec.Result) error
+// Completer completes decoded records that only refer to part of their content — results whose
+// output lives in the Object Store — before their batch is written (see package output). The
+// loop asks for sizes first, so that the bytes it holds stay within Config.OutputMemory, then
+// completes the records a piece at a time. In both, errs is nil or has one entry per record: a
+// non-nil entry means that record cannot be completed now, and it is naked and retried later.
+type Completer interface {
+	// Sizes reports about how many bytes completing each record will hold; sizes is nil when
+	// no record needs completing.
+	Sizes(ctx context.Context, recs []codec.Record) (sizes []int64, errs []error)
+	// Complete completes recs in place; a record with an error is left unchanged.
+	Complete(ctx context.Context, recs []codec.Record) (errs []error)
+}
 
 // Stats counts what a Loop has done since it started. The zero value is ready to use.
 type Stats struct {
 	Fetched      atomic.Uint64 // messages received
 	Acked        atomic.Uint64 // messages projected and acked
 	DeadLettered atomic.Uint64 // messages dead-lettered and terminated
-	Naked        atomic.Uint64 // messages naked after a failed write or resolve
+	Naked        atomic.Uint64 // messages naked after a failed write, or whose output could not be fetched
 	Batches      atomic.Uint64 // batches committed
 	Pending      atomic.Uint64 // the consumer's NumPending, as of the latest message fetched
 }
 
 // Loop is one projection: a durable consumer feeding a WriteFunc.
 type Loop struct {
-	cfg     Config
-	js      jetstream.JetStream
-	write   WriteFunc
-	resolve ResolveFunc
-	replay  bool
-	log     *slog.Logger
+	cfg       Config
+	js        jetstream.JetStream
+	write     WriteFunc
+	completer Completer
+	budget    *budget // of what completer fetched; nil without one
+	replay    bool
+	log       *slog.Logger
 
 	tp           trace.TracerProvider // nil: no tracing
 	mp           metric.MeterProvider // nil: no metrics, no backlog polling
@@ -66,8 +75,8 @@ type Loop struct {
 // Option configures a Loop.
 type Option func(*Loop)
 
-// WithResolve sets the function that completes results before they are written.
-func WithResolve(f ResolveFunc) Option { return func(l *Loop) { l.resolve = f } }
+// WithCompleter sets what completes records before they are written.
+func WithCompleter(c Completer) Option { return func(l *Loop) { l.completer = c } }
 
 // WithReplay makes the loop recreate a durable that has acknowledged messages before, so the
 // whole stream is projected again (see EnsureConsumer). Set it when the database is empty.
@@ -83,6 +92,9 @@ func New(cfg Config, js jetstream.JetStream, write WriteFunc, opts ...Option) *L
 		o(l)
 	}
 	l.log = l.log.With("projection", cfg.Kind.String(), "stream", cfg.Stream, "durable", cfg.Durable)
+	if l.completer != nil {
+		l.budget = newBudget(cfg.outputMemory())
+	}
 	tp, mp := l.tp, l.mp
 	if tp == nil {
 		tp = tracenoop.NewTracerProvider()
@@ -105,17 +117,26 @@ func (l *Loop) Bound() bool { return l.bound.Load() }
 type fetched struct {
 	msgs    []jetstream.Msg
 	recs    []codec.Record
-	bytes   int            // payload bytes
-	decodes []decodeTiming // one per fetch grouped in
+	bytes   int            // payload bytes, and output bytes a Completer added
+	held    int64          // bytes taken from the loop's budget, given back once settled
+	decodes []decodeTiming // one per fetch (and output fetch) grouped in
 }
 
-// decodeTiming is what the telemetry needs of one fetch's decoding.
+// Names of the stages a decodeTiming times.
+const (
+	stageDecode = "decode"
+	stageOutput = "fetch output"
+)
+
+// decodeTiming is what the telemetry needs of one fetch's decoding, or of fetching the output
+// a piece of it needed.
 type decodeTiming struct {
+	stage      string
 	start, end time.Time
-	n          int   // messages decoded
-	naked      int   // messages naked because their result could not be completed
+	n          int   // messages decoded, or completed
+	naked      int   // messages naked because their output could not be fetched
 	terminated int   // messages terminated for lack of JetStream metadata
-	err        error // the first resolve error
+	err        error // the first error of the naked ones
 }
 
 // Run binds the durable (waiting, with backoff, for its stream to exist) and projects batches
@@ -193,14 +214,16 @@ func (l *Loop) bind(ctx context.Context, replay bool) (jetstream.Consumer, error
 // fetchLoop fetches batches, decodes them and hands them to the write stage until ctx ends.
 func (l *Loop) fetchLoop(ctx context.Context, cons jetstream.Consumer, out chan<- *fetched) {
 	bo := l.newBackoff(5 * time.Second)
+	cbo := l.newBackoff(l.cfg.RetryMax) // the nak delay of results whose output could not be fetched
 	failing := false
 	for ctx.Err() == nil {
 		start := time.Now()
 		msgs, err := l.fetch(cons)
 		l.obs.received(start, len(msgs), err)
 		if len(msgs) > 0 {
-			if f := l.prepare(ctx, msgs); f != nil {
-				out <- f // the write stage drains until we close: this never blocks for good
+			if f := l.prepare(msgs); f != nil {
+				// The write stage drains until we close: sending never blocks for good.
+				l.complete(ctx, f, out, cbo)
 			}
 		}
 		if err == nil {
@@ -251,12 +274,11 @@ func (l *Loop) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
 	return msgs, nil
 }
 
-// prepare turns messages into decoded records; results are resolved. Messages that are not
-// JetStream messages are terminated (they cannot be acked or recorded); records whose resolve
-// failed are naked for later.
-func (l *Loop) prepare(ctx context.Context, msgs []jetstream.Msg) *fetched {
+// prepare turns messages into decoded records. Messages that are not JetStream messages are
+// terminated (they cannot be acked or recorded).
+func (l *Loop) prepare(msgs []jetstream.Msg) *fetched {
 	l.Stats.Fetched.Add(uint64(len(msgs)))
-	dt := decodeTiming{start: time.Now()}
+	dt := decodeTiming{stage: stageDecode, start: time.Now()}
 	f := &fetched{msgs: msgs[:0], recs: make([]codec.Record, 0, len(msgs))}
 	var pending uint64
 	redelivered := 0
@@ -281,18 +303,6 @@ func (l *Loop) prepare(ctx context.Context, msgs []jetstream.Msg) *fetched {
 			Kind:      l.cfg.Kind,
 		}
 		r.Decode()
-		if r.Poison == nil && r.Kind == codec.KindResult && l.resolve != nil {
-			if err := l.resolve(ctx, &r.Result); err != nil {
-				l.log.Warn("cannot complete result: retrying it later", "seq", r.Seq, "err", err)
-				m.NakWithDelay(l.cfg.RetryInitial * 10)
-				l.Stats.Naked.Add(1)
-				if dt.naked == 0 {
-					dt.err = err
-				}
-				dt.naked++
-				continue
-			}
-		}
 		pending = md.NumPending
 		f.msgs = append(f.msgs, m)
 		f.recs = append(f.recs, r)
@@ -302,15 +312,148 @@ func (l *Loop) prepare(ctx context.Context, msgs []jetstream.Msg) *fetched {
 	if redelivered > 0 {
 		l.obs.redeliveries(redelivered)
 	}
-	if dt.naked > 0 {
-		l.obs.resolveFailed(dt.naked)
-	}
 	if len(f.msgs) == 0 {
 		return nil
 	}
 	dt.end, dt.n = time.Now(), len(f.msgs)
 	f.decodes = append(f.decodes, dt)
 	return f
+}
+
+// complete fetches the output the records of f need and sends f on to the write stage, in
+// pieces that each hold at most OutputMemory of output, taking it from the budget first (so
+// the write stage gives it back before more is fetched). Records whose output cannot be
+// fetched now are naked with a delay from bo, which grows while fetching keeps failing.
+func (l *Loop) complete(ctx context.Context, f *fetched, out chan<- *fetched, bo *backoff.ExponentialBackOff) {
+	if l.completer == nil {
+		out <- f
+		return
+	}
+	start := time.Now()
+	sizes, errs := l.completer.Sizes(ctx, f.recs)
+	if sizes == nil && errs == nil {
+		out <- f
+		return
+	}
+	// Messages wait here for the budget and for the objects: keep them from being redelivered.
+	stop := l.keepAlive(f.msgs)
+	defer stop()
+	dt := &f.decodes[0]
+	f, sizes = l.dropFailed(f, sizes, errs, dt, bo)
+	for first := true; len(f.msgs) > 0; first = false {
+		// The longest prefix within the budget, and at least one record.
+		n, held := 1, sizes[0]
+		for n < len(f.msgs) && held+sizes[n] <= l.budget.total {
+			held += sizes[n]
+			n++
+		}
+		piece := &fetched{msgs: f.msgs[:n], recs: f.recs[:n]}
+		rest := &fetched{msgs: f.msgs[n:], recs: f.recs[n:]}
+		restSizes := sizes[n:]
+		if first {
+			piece.decodes = f.decodes
+		} else {
+			start = time.Now()
+		}
+		if err := l.budget.take(ctx, held); err != nil {
+			// Shutting down: whatever is not fetched yet comes back soon, to this or another instance.
+			l.nak(f.msgs, l.cfg.RetryInitial)
+			return
+		}
+		piece.held = min(held, l.budget.total)
+		ct := decodeTiming{stage: stageOutput, start: start}
+		errs := l.completer.Complete(ctx, piece.recs)
+		pieceSizes := sizes[:n]
+		piece, pieceSizes = l.dropFailed(piece, pieceSizes, errs, &ct, bo)
+		if errs == nil {
+			bo.Reset()
+		}
+		ct.end, ct.n = time.Now(), len(piece.msgs)
+		piece.decodes = append(piece.decodes, ct)
+		if len(piece.msgs) == 0 {
+			l.budget.give(piece.held)
+		} else {
+			for i := range piece.recs {
+				piece.bytes += len(piece.recs[i].Payload)
+			}
+			for _, s := range pieceSizes {
+				piece.bytes += int(s)
+			}
+			out <- piece
+		}
+		f, sizes = rest, restSizes
+	}
+}
+
+// dropFailed naks the messages of f whose record has an error in errs and returns f without
+// them (a new batch, f is not changed), with their sizes dropped too. The naks are recorded in dt.
+func (l *Loop) dropFailed(f *fetched, sizes []int64, errs []error, dt *decodeTiming, bo *backoff.ExponentialBackOff) (*fetched, []int64) {
+	if errs == nil {
+		return f, sizes
+	}
+	kept := &fetched{msgs: make([]jetstream.Msg, 0, len(f.msgs)), recs: make([]codec.Record, 0, len(f.recs)),
+		decodes: f.decodes, held: f.held, bytes: f.bytes}
+	keptSizes := make([]int64, 0, len(sizes))
+	var failed []jetstream.Msg
+	var first error
+	for i, err := range errs {
+		if err == nil {
+			kept.msgs = append(kept.msgs, f.msgs[i])
+			kept.recs = append(kept.recs, f.recs[i])
+			keptSizes = append(keptSizes, sizes[i])
+			continue
+		}
+		failed = append(failed, f.msgs[i])
+		if first == nil {
+			first = err
+		}
+	}
+	if len(failed) == 0 {
+		return f, sizes
+	}
+	d := bo.NextBackOff()
+	l.log.Warn("cannot fetch the output of some results: naking them", "count", len(failed), "first_err", first, "redeliver_in", d)
+	l.nak(failed, d)
+	l.obs.resolveFailed(len(failed))
+	if dt.naked == 0 {
+		dt.err = first
+	}
+	dt.naked += len(failed)
+	return kept, keptSizes
+}
+
+// nak naks msgs, to be redelivered after d.
+func (l *Loop) nak(msgs []jetstream.Msg, d time.Duration) {
+	for _, m := range msgs {
+		m.NakWithDelay(d)
+	}
+	l.Stats.Naked.Add(uint64(len(msgs)))
+}
+
+// keepAlive sends InProgress on msgs every AckWait/3 until the returned function is called.
+func (l *Loop) keepAlive(msgs []jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(max(l.cfg.AckWait/3, time.Second))
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				for _, m := range msgs {
+					m.InProgress() // refused, harmlessly, for a message already acked
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // writeLoop writes each fetched batch and settles its messages, until in is closed.
@@ -336,10 +479,8 @@ func (l *Loop) writeLoop(ctx context.Context, in <-chan *fetched) {
 		if err != nil {
 			d := bo.NextBackOff()
 			l.log.WarnContext(pctx, "write failed: naking the batch", "err", err, "messages", len(f.msgs), "redeliver_in", d)
-			for _, m := range f.msgs {
-				m.NakWithDelay(d)
-			}
-			l.Stats.Naked.Add(uint64(len(f.msgs)))
+			l.nak(f.msgs, d)
+			l.giveBack(f)
 			l.obs.writeFailed(pctx, span, len(f.msgs), d, err)
 			l.obs.endProcess(pctx, span, start, errorType(err).Value.AsString())
 			// The naked batch comes back after d, however long; the loop itself tries the next
@@ -350,7 +491,9 @@ func (l *Loop) writeLoop(ctx context.Context, in <-chan *fetched) {
 		}
 		bo.Reset()
 		errType := ""
-		if dead := l.settle(pctx, f, rejected); dead > 0 {
+		dead := l.settle(pctx, f, rejected)
+		l.giveBack(f)
+		if dead > 0 {
 			errType = "dead_letter"
 			l.obs.markDeadLetters(span, dead)
 		}
@@ -376,6 +519,7 @@ func (l *Loop) group(f *fetched, in <-chan *fetched) *fetched {
 		all.recs = append(all.recs, g.recs...)
 		all.decodes = append(all.decodes, g.decodes...)
 		all.bytes += g.bytes
+		all.held += g.held
 	}
 	return all
 }
@@ -426,6 +570,14 @@ func (l *Loop) settle(ctx context.Context, f *fetched, rejected []string) (dead 
 		l.log.WarnContext(ctx, "dead-lettered messages", "count", dead, "first_reason", firstNonEmpty(rejected))
 	}
 	return dead
+}
+
+// giveBack returns the output bytes f held to the budget: f is settled or naked.
+func (l *Loop) giveBack(f *fetched) {
+	if f.held > 0 {
+		l.budget.give(f.held)
+		f.held = 0
+	}
 }
 
 // pause waits d after a failed write, so a failing database is not hammered. A batch the fetch

@@ -184,7 +184,7 @@ func (o *observer) startProcess(ctx context.Context, f *fetched) (_ context.Cont
 		}
 	}
 	for _, d := range f.decodes {
-		_, ds := o.tracer.Start(ctx, "decode", trace.WithTimestamp(d.start),
+		_, ds := o.tracer.Start(ctx, d.stage, trace.WithTimestamp(d.start),
 			trace.WithAttributes(semconv.MessagingBatchMessageCount(d.n)))
 		if d.naked > 0 {
 			ds.AddEvent("nak", trace.WithAttributes(ReasonKey.String("resolve_failed"),
@@ -238,7 +238,7 @@ func (o *observer) writeFailed(ctx context.Context, span trace.Span, n int, dela
 	markError(span, err)
 }
 
-// resolveFailed counts n messages naked because their result could not be completed.
+// resolveFailed counts n messages naked because their output could not be fetched.
 func (o *observer) resolveFailed(n int) {
 	o.naked.Add(context.Background(), int64(n), metric.WithAttributes(o.with(ReasonKey.String("resolve_failed"))...))
 }

@@ -1,15 +1,22 @@
-// Package output completes results whose stdout or stderr exceeded what the agent sends inline:
-// it reads the text from the JetStream Object Store bucket the result names.
+// Package output completes results whose stdout or stderr exceeded what an agent sends inline:
+// it reads the text from the JetStream Object Store bucket the result names, several objects at
+// once, before the result's batch is written.
 package output
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 
 	"fanin/internal/codec"
 )
@@ -17,76 +24,274 @@ import (
 // Bucket is the Object Store bucket agents put large outputs in.
 const Bucket = "result_output"
 
+// Config says where outputs are and how much of them to read.
+type Config struct {
+	// Bucket is the Object Store bucket the keys name.
+	Bucket string
+	// MaxObjectBytes caps the text kept of one object: the rest is cut, and the stored text
+	// ends with a one-line marker saying so.
+	MaxObjectBytes int64
+	// Concurrency is how many objects are read at once.
+	Concurrency int
+	// Timeout bounds reading one object; a read that takes longer is a transient failure.
+	Timeout time.Duration
+}
+
+// DefaultConfig returns the defaults: bucket result_output, 16 MiB per object, 8 at once, 30 s.
+func DefaultConfig() Config {
+	return Config{Bucket: Bucket, MaxObjectBytes: 16 << 20, Concurrency: 8, Timeout: 30 * time.Second}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.Bucket == "":
+		return errors.New("--output-bucket must not be empty")
+	case c.MaxObjectBytes < 1:
+		return fmt.Errorf("--output-max-bytes (%d) must be at least 1", c.MaxObjectBytes)
+	case c.Concurrency < 1:
+		return fmt.Errorf("--output-concurrency (%d) must be at least 1", c.Concurrency)
+	case c.Timeout <= 0:
+		return fmt.Errorf("output timeout (%s) must be positive", c.Timeout)
+	}
+	return nil
+}
+
+// markerRoom is what a note or a truncation marker may add to a text, at most (keys are
+// quoted, so a very long key makes a longer note; the budget this feeds is approximate).
+const markerRoom = 512
+
 // Resolver fetches large outputs. It is safe for concurrent use.
 type Resolver struct {
-	js     jetstream.JetStream
-	bucket string
+	js      jetstream.JetStream
+	cfg     Config
+	log     *slog.Logger
+	metrics metrics
 
 	mu    sync.Mutex
 	store jetstream.ObjectStore // nil until the bucket has been found
 }
 
-// NewResolver returns a resolver reading from bucket (usually Bucket). It does no I/O.
-func NewResolver(js jetstream.JetStream, bucket string) *Resolver {
-	return &Resolver{js: js, bucket: bucket}
+// New returns a resolver. It does no I/O. mp may be nil (no metrics), log too (slog.Default()).
+func New(js jetstream.JetStream, cfg Config, mp metric.MeterProvider, log *slog.Logger) (*Resolver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if mp == nil {
+		mp = metricnoop.NewMeterProvider()
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	m, err := newMetrics(mp)
+	if err != nil {
+		return nil, fmt.Errorf("output metrics: %w", err)
+	}
+	return &Resolver{js: js, cfg: cfg, log: log.With("bucket", cfg.Bucket), metrics: m}, nil
 }
 
-// Resolve replaces r.Stdout / r.Stderr by the content of the objects r.StdoutObject /
-// r.StderrObject name, decoded as UTF-8 with each invalid sequence replaced by U+FFFD. A
-// missing object or bucket is not an error: the inline text is kept and a one-line note naming
-// the key is appended to r.Stderr. Any other failure (NATS down, a timeout) is returned, and
-// the result should be retried later.
-func (v *Resolver) Resolve(ctx context.Context, r *codec.Result) error {
-	if r.StdoutObject == "" && r.StderrObject == "" {
+// Config returns the resolver's configuration.
+func (v *Resolver) Config() Config { return v.cfg }
+
+// job is one object a record names.
+type job struct {
+	rec   int    // index in recs
+	field string // "stdout" or "stderr"
+	key   string
+}
+
+// jobs lists the objects recs name, in record order, stdout before stderr.
+func jobs(recs []codec.Record) []job {
+	var js []job
+	for i := range recs {
+		r := &recs[i]
+		if r.Kind != codec.KindResult || r.Poison != nil {
+			continue
+		}
+		if k := r.Result.StdoutObject; k != "" {
+			js = append(js, job{i, "stdout", k})
+		}
+		if k := r.Result.StderrObject; k != "" {
+			js = append(js, job{i, "stderr", k})
+		}
+	}
+	return js
+}
+
+// Sizes reports, for each record, about how many bytes Complete will hold for it: the sizes of
+// the objects it names, each capped at MaxObjectBytes, plus room for a marker; 0 for a record
+// that names none, or only missing ones; sizes is nil when no record names any. errs is nil unless an object could not be looked up
+// now (errs[i] then says why for record i; its size is the cap).
+func (v *Resolver) Sizes(ctx context.Context, recs []codec.Record) (sizes []int64, errs []error) {
+	js := jobs(recs)
+	if len(js) == 0 {
+		return nil, nil
+	}
+	got := make([]int64, len(js))
+	jerrs := make([]error, len(js))
+	v.each(ctx, len(js), func(ctx context.Context, j int) {
+		info, err := v.info(ctx, js[j].key)
+		switch {
+		case isMissing(err) || isUnreadable(err):
+		case err != nil:
+			jerrs[j] = err
+			got[j] = v.cfg.MaxObjectBytes + markerRoom
+		default:
+			got[j] = min(int64(info.Size), v.cfg.MaxObjectBytes) + markerRoom
+		}
+	})
+	sizes = make([]int64, len(recs))
+	for j, jb := range js {
+		sizes[jb.rec] += got[j]
+		if jerrs[j] != nil {
+			if errs == nil {
+				errs = make([]error, len(recs))
+			}
+			if errs[jb.rec] == nil {
+				errs[jb.rec] = fmt.Errorf("%s_object %q: %w", jb.field, jb.key, jerrs[j])
+			}
+		}
+	}
+	return sizes, errs
+}
+
+// fetchedText is what reading one object gave.
+type fetchedText struct {
+	text  string
+	found bool
+	note  string // one line to append to stderr, or ""
+	err   error  // transient: the record must be retried
+}
+
+// Complete replaces the stdout / stderr of the results in recs by the content of the objects
+// their stdout_object / stderr_object name, reading several objects at once. The text is
+// decoded as UTF-8, each invalid sequence replaced by U+FFFD, and cut at MaxObjectBytes with a
+// marker. A missing object or bucket is not an error: the inline text is kept and a one-line
+// note naming the key is appended to stderr. errs is nil unless some object could not be read
+// now (NATS unreachable, a timeout): errs[i] then says why, and record i is left unchanged.
+func (v *Resolver) Complete(ctx context.Context, recs []codec.Record) (errs []error) {
+	js := jobs(recs)
+	if len(js) == 0 {
 		return nil
 	}
-	var notes []string
-	for _, o := range []struct {
-		field, key string
-		dst        *string
-	}{
-		{"stdout_object", r.StdoutObject, &r.Stdout},
-		{"stderr_object", r.StderrObject, &r.Stderr},
-	} {
-		if o.key == "" {
+	out := make([]fetchedText, len(js))
+	v.each(ctx, len(js), func(ctx context.Context, j int) {
+		out[j] = v.read(ctx, js[j])
+	})
+
+	// Records are changed only once every object of theirs is in: a record with a failure is
+	// left as it was, and texts are replaced before notes are appended.
+	for j, jb := range js {
+		if out[j].err == nil {
 			continue
 		}
-		text, found, err := v.get(ctx, o.key)
-		if err != nil {
-			return fmt.Errorf("%s %q: %w", o.field, o.key, err)
+		if errs == nil {
+			errs = make([]error, len(recs))
 		}
-		if !found {
-			notes = append(notes, fmt.Sprintf("[fanin] %s %q not found in object store %q; kept the inline text", o.field, o.key, v.bucket))
+		if errs[jb.rec] == nil {
+			errs[jb.rec] = fmt.Errorf("%s_object %q: %w", jb.field, jb.key, out[j].err)
+		}
+	}
+	var notFound []string
+	for j, jb := range js {
+		if errs != nil && errs[jb.rec] != nil || !out[j].found {
 			continue
 		}
-		*o.dst = text
-	}
-	for _, n := range notes {
-		if r.Stderr != "" && r.Stderr[len(r.Stderr)-1] != '\n' {
-			r.Stderr += "\n"
+		r := &recs[jb.rec].Result
+		if jb.field == "stdout" {
+			r.Stdout = out[j].text
+		} else {
+			r.Stderr = out[j].text
 		}
-		r.Stderr += n
 	}
-	return nil
+	for j, jb := range js {
+		if errs != nil && errs[jb.rec] != nil || out[j].note == "" {
+			continue
+		}
+		r := &recs[jb.rec].Result
+		r.Stderr = appendLine(r.Stderr, out[j].note)
+		notFound = append(notFound, jb.key)
+	}
+	if len(notFound) > 0 {
+		v.log.Warn("output objects missing or unreadable: stored the inline text with a note",
+			"count", len(notFound), "first_key", notFound[0])
+	}
+	return errs
 }
 
-// get reads one object. found is false when the bucket or the object does not exist.
-func (v *Resolver) get(ctx context.Context, key string) (text string, found bool, err error) {
+// read reads one object and classifies the outcome.
+func (v *Resolver) read(ctx context.Context, jb job) fetchedText {
+	start := time.Now()
+	text, kept, size, err := v.get(ctx, jb.key)
+	var f fetchedText
+	outcome := outcomeFetched
+	switch {
+	case isMissing(err):
+		outcome = outcomeMissing
+		f.note = fmt.Sprintf("[fanin] %s_object %q not found in object store %q; kept the inline %s", jb.field, jb.key, v.cfg.Bucket, jb.field)
+	case isUnreadable(err):
+		outcome = outcomeUnreadable
+		f.note = fmt.Sprintf("[fanin] %s_object %q in object store %q cannot be read (%v); kept the inline %s", jb.field, jb.key, v.cfg.Bucket, err, jb.field)
+	case err != nil:
+		outcome = outcomeFailed
+		f.err = err
+	default:
+		f.text, f.found = text, true
+		if size > v.cfg.MaxObjectBytes {
+			outcome = outcomeTruncated
+			f.text = appendLine(f.text, fmt.Sprintf("[fanin] %s truncated: kept the first %d of %d bytes of object %q in %q",
+				jb.field, kept, size, jb.key, v.cfg.Bucket))
+		}
+	}
+	v.metrics.record(ctx, jb.field, outcome, kept, time.Since(start))
+	return f
+}
+
+// get reads up to MaxObjectBytes of one object: kept of its size bytes. A cut falls on a
+// character boundary.
+func (v *Resolver) get(ctx context.Context, key string) (text string, kept, size int64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
+	defer cancel()
 	store, err := v.objectStore(ctx)
-	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-		return "", false, nil
-	}
 	if err != nil {
-		return "", false, err
+		return "", 0, 0, err
 	}
-	b, err := store.GetBytes(ctx, key)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return "", false, nil
-	}
+	res, err := store.Get(ctx, key)
 	if err != nil {
-		return "", false, err
+		return "", 0, 0, err
 	}
-	return ValidUTF8(b), true, nil
+	defer res.Close()
+	info, err := res.Info()
+	if err != nil {
+		return "", 0, 0, err
+	}
+	size = int64(info.Size)
+	var sb strings.Builder
+	sb.Grow(int(min(size, v.cfg.MaxObjectBytes)))
+	// Reading to the end checks the digest; a cut object is not read to the end.
+	if _, err := io.Copy(&sb, io.LimitReader(res, v.cfg.MaxObjectBytes)); err != nil {
+		return "", 0, 0, err
+	}
+	text = sb.String()
+	if size > v.cfg.MaxObjectBytes {
+		text = cutIncomplete(text)
+	}
+	kept = int64(len(text))
+	if !utf8.ValidString(text) {
+		text = ValidUTF8([]byte(text))
+	}
+	return text, kept, size, nil
+}
+
+// info looks up one object's metadata.
+func (v *Resolver) info(ctx context.Context, key string) (*jetstream.ObjectInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
+	defer cancel()
+	store, err := v.objectStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return store.GetInfo(ctx, key)
 }
 
 func (v *Resolver) objectStore(ctx context.Context) (jetstream.ObjectStore, error) {
@@ -95,12 +300,72 @@ func (v *Resolver) objectStore(ctx context.Context) (jetstream.ObjectStore, erro
 	if v.store != nil {
 		return v.store, nil
 	}
-	store, err := v.js.ObjectStore(ctx, v.bucket)
+	store, err := v.js.ObjectStore(ctx, v.cfg.Bucket)
 	if err != nil {
 		return nil, err // not cached: the bucket may be created later
 	}
 	v.store = store
 	return store, nil
+}
+
+// each calls f for 0..n-1, Concurrency at a time, and returns when all calls have.
+func (v *Resolver) each(ctx context.Context, n int, f func(ctx context.Context, j int)) {
+	workers := min(n, v.cfg.Concurrency)
+	if workers == 1 {
+		for j := range n {
+			f(ctx, j)
+		}
+		return
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range next {
+				f(ctx, j)
+			}
+		}()
+	}
+	for j := range n {
+		next <- j
+	}
+	close(next)
+	wg.Wait()
+}
+
+// isMissing reports whether err says the object (or its whole bucket) does not exist.
+func isMissing(err error) bool {
+	return errors.Is(err, jetstream.ErrObjectNotFound) || errors.Is(err, jetstream.ErrBucketNotFound) ||
+		errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
+// isUnreadable reports whether err says the object exists but reading it again cannot succeed.
+func isUnreadable(err error) bool {
+	return errors.Is(err, jetstream.ErrDigestMismatch) || errors.Is(err, jetstream.ErrBadObjectMeta) ||
+		errors.Is(err, jetstream.ErrCantGetBucket) || errors.Is(err, jetstream.ErrInvalidDigestFormat)
+}
+
+// appendLine appends line to s, on a line of its own.
+func appendLine(s, line string) string {
+	if s != "" && !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	return s + line
+}
+
+// cutIncomplete drops a character that the cut at the end of s split.
+func cutIncomplete(s string) string {
+	for i := len(s) - 1; i >= 0 && i >= len(s)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(s[i]) {
+			if !utf8.FullRuneInString(s[i:]) {
+				return s[:i]
+			}
+			return s
+		}
+	}
+	return s
 }
 
 // ValidUTF8 decodes b as UTF-8, replacing each maximal invalid subsequence by one U+FFFD (the
