@@ -341,51 +341,6 @@ func TestReplayAfterAWipedDatabase(t *testing.T) {
 	r.stop()
 }
 
-func TestLargeOutputIsReadFromTheObjectStore(t *testing.T) {
-	srv := natstest.Run(t)
-	_, js := natstest.Connect(t, srv.ClientURL())
-	cfg := testConfig(t, srv.ClientURL())
-	ctx := context.Background()
-	store, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "result_output"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	big := strings.Repeat("line of output\n", 20000) + "\xff\xfe end"
-	if _, err := store.PutBytes(ctx, "out/r-big", []byte(big)); err != nil {
-		t.Fatal(err)
-	}
-	r := startApp(t, cfg)
-	for _, p := range []string{
-		`{"result_id":"r-big","request_id":"q","pc_id":"pc1","exit_code":0,"stdout":"truncated","stderr":"","started_at":"2026-05-20T12:00:00Z","finished_at":"2026-05-20T12:00:01Z","stdout_object":"out/r-big"}`,
-		`{"result_id":"r-missing","request_id":"q","pc_id":"pc2","exit_code":0,"stdout":"inline","stderr":"warn","started_at":"2026-05-20T12:00:00Z","finished_at":"2026-05-20T12:00:01Z","stderr_object":"out/gone"}`,
-	} {
-		if _, err := js.Publish(ctx, "results.q", []byte(p)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fleettest.WaitDrained(t, js, 30*time.Second)
-	r.stop()
-
-	db, err := sql.Open("sqlite3", "file:"+cfg.DB.Path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var stdout, stderr string
-	if err := db.QueryRow(`SELECT stdout FROM execution_results WHERE result_id = 'r-big'`).Scan(&stdout); err != nil {
-		t.Fatal(err)
-	}
-	if want := strings.Repeat("line of output\n", 20000) + "\uFFFD\uFFFD end"; stdout != want {
-		t.Fatalf("stdout from the object store: %d bytes, want %d", len(stdout), len(want))
-	}
-	if err := db.QueryRow(`SELECT stdout || '|' || stderr FROM execution_results WHERE result_id = 'r-missing'`).Scan(&stderr); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(stderr, "inline|warn\n") || !strings.Contains(stderr, `"out/gone"`) {
-		t.Fatalf("missing object: got %q, want the inline text kept and a note naming the key", stderr)
-	}
-}
-
 func firstDiff(got, want string) string {
 	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
 	for i := 0; i < len(g) || i < len(w); i++ {

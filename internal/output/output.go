@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
@@ -33,13 +34,15 @@ type Config struct {
 	MaxObjectBytes int64
 	// Concurrency is how many objects are read at once.
 	Concurrency int
-	// Timeout bounds reading one object; a read that takes longer is a transient failure.
-	Timeout time.Duration
+	// StallTimeout is how long looking up or reading an object may make no progress before it
+	// fails, transiently (the result is retried later).
+	StallTimeout time.Duration
 }
 
-// DefaultConfig returns the defaults: bucket result_output, 16 MiB per object, 8 at once, 30 s.
+// DefaultConfig returns the defaults: bucket result_output, 16 MiB per object, 8 at once, a
+// read failing after 10 s without progress.
 func DefaultConfig() Config {
-	return Config{Bucket: Bucket, MaxObjectBytes: 16 << 20, Concurrency: 8, Timeout: 30 * time.Second}
+	return Config{Bucket: Bucket, MaxObjectBytes: 16 << 20, Concurrency: 8, StallTimeout: 10 * time.Second}
 }
 
 // Validate reports a configuration that cannot work.
@@ -51,8 +54,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--output-max-bytes (%d) must be at least 1", c.MaxObjectBytes)
 	case c.Concurrency < 1:
 		return fmt.Errorf("--output-concurrency (%d) must be at least 1", c.Concurrency)
-	case c.Timeout <= 0:
-		return fmt.Errorf("output timeout (%s) must be positive", c.Timeout)
+	case c.StallTimeout <= 0:
+		return fmt.Errorf("output stall timeout (%s) must be positive", c.StallTimeout)
 	}
 	return nil
 }
@@ -250,27 +253,35 @@ func (v *Resolver) read(ctx context.Context, jb job) fetchedText {
 // get reads up to MaxObjectBytes of one object: kept of its size bytes. A cut falls on a
 // character boundary.
 func (v *Resolver) get(ctx context.Context, key string) (text string, kept, size int64, err error) {
-	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
-	defer cancel()
+	if err := v.connected(); err != nil {
+		return "", 0, 0, err
+	}
+	// The read fails once it has made no progress for StallTimeout: a big object on a slow
+	// link is fine, a server gone mid-read is not waited for.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stalled := time.AfterFunc(v.cfg.StallTimeout, func() { cancel(errStalled) })
+	defer stalled.Stop()
 	store, err := v.objectStore(ctx)
 	if err != nil {
-		return "", 0, 0, err
+		return "", 0, 0, stallCause(ctx, err)
 	}
 	res, err := store.Get(ctx, key)
 	if err != nil {
-		return "", 0, 0, err
+		return "", 0, 0, stallCause(ctx, err)
 	}
 	defer res.Close()
 	info, err := res.Info()
 	if err != nil {
-		return "", 0, 0, err
+		return "", 0, 0, stallCause(ctx, err)
 	}
 	size = int64(info.Size)
 	var sb strings.Builder
 	sb.Grow(int(min(size, v.cfg.MaxObjectBytes)))
 	// Reading to the end checks the digest; a cut object is not read to the end.
-	if _, err := io.Copy(&sb, io.LimitReader(res, v.cfg.MaxObjectBytes)); err != nil {
-		return "", 0, 0, err
+	r := progressReader{io.LimitReader(res, v.cfg.MaxObjectBytes), func() { stalled.Reset(v.cfg.StallTimeout) }}
+	if _, err := io.Copy(&sb, r); err != nil {
+		return "", 0, 0, stallCause(ctx, err)
 	}
 	text = sb.String()
 	if size > v.cfg.MaxObjectBytes {
@@ -283,9 +294,45 @@ func (v *Resolver) get(ctx context.Context, key string) (text string, kept, size
 	return text, kept, size, nil
 }
 
+// errStalled is the cause of a lookup or read cancelled for making no progress.
+var errStalled = errors.New("no progress within the stall timeout")
+
+// stallCause adds to err that it came from a stall, when it did.
+func stallCause(ctx context.Context, err error) error {
+	if errors.Is(context.Cause(ctx), errStalled) {
+		return fmt.Errorf("%w: %w", errStalled, err)
+	}
+	return err
+}
+
+// progressReader calls progress after each read that returned bytes.
+type progressReader struct {
+	r        io.Reader
+	progress func()
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.progress()
+	}
+	return n, err
+}
+
+// connected fails fast while the connection is down: a request would wait for the reconnect.
+func (v *Resolver) connected() error {
+	if nc := v.js.Conn(); nc != nil && !nc.IsConnected() {
+		return fmt.Errorf("object store: %w", nats.ErrDisconnected)
+	}
+	return nil
+}
+
 // info looks up one object's metadata.
 func (v *Resolver) info(ctx context.Context, key string) (*jetstream.ObjectInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
+	if err := v.connected(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, v.cfg.StallTimeout)
 	defer cancel()
 	store, err := v.objectStore(ctx)
 	if err != nil {

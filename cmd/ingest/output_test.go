@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"fanin/internal/batch"
+	"fanin/internal/codec"
+	"fanin/internal/fleettest"
+	"fanin/internal/natstest"
+	"fanin/internal/output"
+)
+
+// resultWithObject is a result whose stdout is in the object store under "<id>/stdout".
+func resultWithObject(id, inline string) []byte {
+	return fmt.Appendf(nil, `{"result_id":%q,"request_id":"q","pc_id":"pc-%s","exit_code":1,"stdout":%q,"stderr":"","started_at":"2026-05-20T12:00:00Z","finished_at":"2026-05-20T12:00:01Z","stdout_object":"%s/stdout"}`,
+		id, id, inline, id)
+}
+
+// bigText returns n bytes of log lines naming id.
+func bigText(id string, n int) string {
+	line := fmt.Sprintf("%s: a line of output from a long, failing run\n", id)
+	return strings.Repeat(line, n/len(line)+1)[:n]
+}
+
+func createBucket(t *testing.T, js jetstream.JetStream) jetstream.ObjectStore {
+	t.Helper()
+	store, err := js.CreateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: output.Bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+func publishTo(t *testing.T, js jetstream.JetStream, payloads ...[]byte) {
+	t.Helper()
+	for _, p := range payloads {
+		if _, err := js.Publish(context.Background(), "results.q", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// column returns one text column of one execution_results row.
+func column(t *testing.T, path, col, resultID string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v string
+	if err := db.QueryRow(`SELECT `+col+` FROM execution_results WHERE result_id = ?`, resultID).Scan(&v); err != nil {
+		t.Fatalf("%s of %s: %v", col, resultID, err)
+	}
+	return v
+}
+
+func TestLargeOutputIsReadFromTheObjectStore(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.ClientURL())
+	cfg := testConfig(t, srv.ClientURL())
+	ctx := context.Background()
+	store := createBucket(t, js)
+	big := bigText("big", 1<<20-5) + "\xff\xfe end" // 1 MiB, with bytes that are not UTF-8
+	if _, err := store.PutString(ctx, "big/stdout", big); err != nil {
+		t.Fatal(err)
+	}
+	r := startApp(t, cfg)
+	publishTo(t, js, resultWithObject("big", "cut at 256 KiB"), resultWithObject("gone", "inline"))
+	fleettest.WaitDrained(t, js, 30*time.Second)
+
+	if got, want := column(t, cfg.DB.Path, "stdout", "big"), bigText("big", 1<<20-5)+"\uFFFD\uFFFD end"; got != want {
+		t.Fatalf("stdout from the object store: %d bytes, want %d", len(got), len(want))
+	}
+	gone := column(t, cfg.DB.Path, "stdout || '|' || stderr", "gone")
+	if want := `inline|[fanin] stdout_object "gone/stdout" not found in object store "result_output"; kept the inline stdout`; gone != want {
+		t.Fatalf("missing object: got %q, want %q", gone, want)
+	}
+	fams := scrape(t, "http://"+r.server.Addr()+"/metrics")
+	for outcome, want := range map[string]float64{"fetched": 1, "missing": 1} {
+		if got, _ := series(fams, "fanin_output_objects_total", map[string]string{"fanin_output_outcome": outcome}); got != want {
+			t.Errorf("fanin_output_objects_total{outcome=%q} = %v, want %v", outcome, got, want)
+		}
+	}
+
+	// Redelivered after its object is gone, the result changes nothing: the text stays.
+	if err := store.Delete(ctx, "big/stdout"); err != nil {
+		t.Fatal(err)
+	}
+	publishTo(t, js, resultWithObject("big", "cut at 256 KiB"))
+	fleettest.WaitDrained(t, js, 30*time.Second)
+	r.stop()
+	if got := column(t, cfg.DB.Path, "stdout || stderr", "big"); got != bigText("big", 1<<20-5)+"\uFFFD\uFFFD end" {
+		t.Fatalf("a redelivery after the object was deleted changed the stored text: now %d bytes, ending %q",
+			len(got), got[max(0, len(got)-120):])
+	}
+}
+
+func TestFiftyLargeOutputsAmongAThousandLandInOneTransaction(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.ClientURL())
+	cfg := testConfig(t, srv.ClientURL())
+	cfg.Results.BatchSize = 1000
+	ctx := context.Background()
+	natstest.CreateStream(t, js, cfg.Results.Stream, "results.>")
+	store := createBucket(t, js)
+	var payloads [][]byte
+	for i := range 1000 {
+		id := fmt.Sprintf("r-%04d", i)
+		if i%20 == 0 {
+			if _, err := store.PutString(ctx, id+"/stdout", bigText(id, 1<<20)); err != nil {
+				t.Fatal(err)
+			}
+			payloads = append(payloads, resultWithObject(id, "inline"))
+			continue
+		}
+		payloads = append(payloads, fmt.Appendf(nil, `{"result_id":%q,"request_id":"q","pc_id":"pc-%d","exit_code":0,"stdout":"ok","stderr":"","started_at":"2026-05-20T12:00:00Z","finished_at":"2026-05-20T12:00:01Z"}`, id, i))
+	}
+	for _, p := range payloads {
+		if _, err := js.PublishAsync("results.q", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-js.PublishAsyncComplete()
+
+	r := startApp(t, cfg)
+	fleettest.WaitDrained(t, js, time.Minute)
+	results := r.loops[1]
+	if got := results.Stats.Batches.Load(); got != 1 {
+		t.Fatalf("the 1000 results took %d transactions, want 1", got)
+	}
+	if got := results.Stats.Acked.Load(); got != 1000 {
+		t.Fatalf("acked %d, want 1000", got)
+	}
+	r.stop()
+	db, err := sql.Open("sqlite3", "file:"+cfg.DB.Path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var large, small int
+	if err := db.QueryRow(`SELECT count(*) FILTER (WHERE length(stdout) = 1048576), count(*) FILTER (WHERE stdout = 'ok')
+		FROM execution_results`).Scan(&large, &small); err != nil {
+		t.Fatal(err)
+	}
+	if large != 50 || small != 950 {
+		t.Fatalf("%d rows with their 1 MiB output and %d small ones, want 50 and 950", large, small)
+	}
+	for i := 0; i < 1000; i += 20 {
+		id := fmt.Sprintf("r-%04d", i)
+		if column(t, cfg.DB.Path, "stdout", id) != bigText(id, 1<<20) {
+			t.Fatalf("%s: stdout is not its object's content", id)
+		}
+	}
+}
+
+// gatedJS hands out object stores whose Get calls gate first.
+type gatedJS struct {
+	jetstream.JetStream
+	gate func()
+}
+
+func (g gatedJS) ObjectStore(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
+	s, err := g.JetStream.ObjectStore(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	return gatedStore{s, g.gate}, nil
+}
+
+type gatedStore struct {
+	jetstream.ObjectStore
+	gate func()
+}
+
+func (g gatedStore) Get(ctx context.Context, name string, opts ...jetstream.GetObjectOpt) (jetstream.ObjectResult, error) {
+	g.gate()
+	return g.ObjectStore.Get(ctx, name, opts...)
+}
+
+func TestObjectStoreLostMidBatchNaksThenLands(t *testing.T) {
+	srv := natstest.Run(t)
+	port := srv.Addr().(*net.TCPAddr).Port
+	_, js := natstest.Connect(t, srv.ClientURL())
+	cfg := testConfig(t, srv.ClientURL())
+	ctx := context.Background()
+	natstest.CreateStream(t, js, cfg.Results.Stream, "results.>")
+	store := createBucket(t, js)
+	const n = 20
+	for i := range n {
+		id := fmt.Sprintf("r-%02d", i)
+		if _, err := store.PutString(ctx, id+"/stdout", bigText(id, 512<<10)); err != nil {
+			t.Fatal(err)
+		}
+		publishTo(t, js, resultWithObject(id, "inline"))
+	}
+
+	// The first object read waits until the server is down: the batch is mid-way, its
+	// objects looked up, its reads failing.
+	midBatch, serverDown := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	gate := func() {
+		once.Do(func() {
+			close(midBatch)
+			<-serverDown
+		})
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	a, err := openApp(runCtx, cfg, quiet)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	res, err := output.New(gatedJS{a.js, gate}, cfg.Output, nil, quiet)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	a.loops[1] = batch.New(cfg.Results, a.js, a.writer(codec.KindResult), batch.WithLogger(quiet), batch.WithCompleter(res))
+	results := a.loops[1]
+	done := make(chan int, 1)
+	go func() { done <- runUntilStopped(runCtx, a) }()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("exit code %d", code)
+		}
+	}()
+
+	select {
+	case <-midBatch:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no object was read")
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	close(serverDown)
+	natstest.Eventually(t, 30*time.Second, "the batch's results naked", func() bool { return results.Stats.Naked.Load() > 0 })
+	if got := results.Stats.Acked.Load(); got != 0 {
+		t.Fatalf("%d results acked while their output could not be read", got)
+	}
+
+	srv = natstest.RunAt(t, srv.Dir, port)
+	_, js = natstest.Connect(t, srv.ClientURL())
+	fleettest.WaitDrained(t, js, time.Minute)
+	for i := range n {
+		id := fmt.Sprintf("r-%02d", i)
+		if got := column(t, cfg.DB.Path, "stdout || stderr", id); got != bigText(id, 512<<10) {
+			t.Fatalf("%s: stdout is %d bytes (%q…), want its object's %d", id, len(got), got[:min(len(got), 60)], 512<<10)
+		}
+	}
+}
