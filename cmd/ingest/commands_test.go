@@ -30,6 +30,7 @@ func TestCommandLine(t *testing.T) {
 		wantOut    []string // substrings of stdout
 		wantErr    string   // substring of stderr, which must be one line
 		wantErrNot string
+		wantOnce   string // substring of stdout that must appear exactly once
 	}{
 		{name: "help lists every flag with its variable", args: []string{"--help"}, wantCode: 0,
 			wantOut: []string{"--nats-url", "NATS_URL", "--nats-creds", "NATS_CREDS", "--db", "FANIN_DB", "--batch", "default 1000",
@@ -37,12 +38,20 @@ func TestCommandLine(t *testing.T) {
 				"--events-durable", "backend_events_projector", "--results-durable", "backend_results_projector",
 				"--sync", "--log-level", "--create-streams", "--embedded-nats", "--data-dir", "default ./data",
 				"--nats-tls-ca", "--nats-tls-cert", "--nats-tls-key", "ingest migrate", "ingest demo",
-				"--metrics-addr", "FANIN_METRICS_ADDR", "default 127.0.0.1:9464", "OTEL_EXPORTER_OTLP_ENDPOINT"}},
+				"--metrics-addr", "FANIN_METRICS_ADDR", "default 127.0.0.1:9464", "OTEL_EXPORTER_OTLP_ENDPOINT",
+				"--output-bucket", "default result_output", "--output-max-bytes", "default 16MiB",
+				"--output-concurrency", "--output-memory", "default 256MiB", "FANIN_OUTPUT_MEMORY"},
+			wantOnce: "Usage:"},
 		{name: "help command", args: []string{"help"}, wantCode: 0, wantOut: []string{"--batch"}},
 		{name: "unknown flag", args: []string{"--bogus"}, wantCode: 2, wantErr: "flag provided but not defined: -bogus"},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantErr: `unknown command "frobnicate"`},
 		{name: "batch out of range", args: []string{"--batch", "0"}, wantCode: 2, wantErr: "--batch must be between 1 and 10000"},
 		{name: "bad metrics address", args: []string{"--metrics-addr", "9464"}, wantCode: 2, wantErr: "--metrics-addr must be host:port"},
+		{name: "bad size", args: []string{"--output-max-bytes", "lots"}, wantCode: 2, wantErr: `"lots" is not a size in bytes`},
+		{name: "output budget below two objects", args: []string{"--output-memory", "8MiB"}, wantCode: 2,
+			wantErr: "--output-memory (8MiB) must be at least twice --output-max-bytes (16MiB)"},
+		{name: "output budget from env", env: map[string]string{"FANIN_OUTPUT_MEMORY": "1MiB", "FANIN_OUTPUT_MAX_BYTES": "256KiB"},
+			args: []string{"--output-concurrency", "0"}, wantCode: 2, wantErr: "--output-concurrency (0) must be at least 1"},
 		{name: "bad sync", args: []string{"--sync", "sometimes"}, wantCode: 2, wantErr: "--sync must be"},
 		{name: "bad env value names the variable", env: map[string]string{"FANIN_BATCH": "many"}, wantCode: 2, wantErr: "$FANIN_BATCH"},
 		{name: "env value checked like the flag", env: map[string]string{"FANIN_BATCH": "20000"}, wantCode: 2, wantErr: "--batch must be"},
@@ -63,6 +72,9 @@ func TestCommandLine(t *testing.T) {
 				if !strings.Contains(out.String(), s) {
 					t.Errorf("stdout lacks %q:\n%s", s, out.String())
 				}
+			}
+			if tc.wantOnce != "" && strings.Count(out.String(), tc.wantOnce) != 1 {
+				t.Errorf("stdout has %q %d times, want once", tc.wantOnce, strings.Count(out.String(), tc.wantOnce))
 			}
 			if tc.wantErr != "" {
 				e := strings.TrimRight(errb.String(), "\n")
@@ -148,4 +160,36 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestByteSizeParsesUnits(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		err  bool
+	}{
+		{"1048576", 1 << 20, false},
+		{"16MiB", 16 << 20, false},
+		{"512KiB", 512 << 10, false},
+		{"2GiB", 2 << 30, false},
+		{"64M", 64 << 20, false},
+		{"1 MB", 1 << 20, false},
+		{"100B", 100, false},
+		{"0", 0, false},
+		{"-1", 0, true},
+		{"1.5MiB", 0, true},
+		{"MiB", 0, true},
+		{"99999999999GiB", 0, true},
+	} {
+		var b byteSize
+		err := b.Set(tc.in)
+		if (err != nil) != tc.err || !tc.err && int64(b) != tc.want {
+			t.Errorf("Set(%q) = %d, %v; want %d, error %v", tc.in, b, err, tc.want, tc.err)
+		}
+	}
+	for in, want := range map[byteSize]string{16 << 20: "16MiB", 1 << 30: "1GiB", 1536: "1536", 3 << 10: "3KiB", 0: "0"} {
+		if got := in.String(); got != want {
+			t.Errorf("String(%d) = %q, want %q", int64(in), got, want)
+		}
+	}
 }

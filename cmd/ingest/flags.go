@@ -47,6 +47,7 @@ func newFlagSet(name, synopsis string, out io.Writer) *flagSet {
 	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), env: map[string]string{}}
 	fs.SetOutput(out)
 	fs.Usage = func() {
+		out := fs.Output() // io.Discard while parsing: the flag package calls Usage on -help too
 		fmt.Fprintf(out, "%s\n\nFlags (each also read from the environment variable shown):\n", synopsis)
 		fs.VisitAll(func(f *flag.Flag) {
 			arg, usage := flag.UnquoteUsage(f)
