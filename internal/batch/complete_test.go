@@ -254,3 +254,49 @@ func TestOutputThatCannotBeFetchedIsNakedWithBackoff(t *testing.T) {
 		d *= 1.5
 	}
 }
+
+func TestOutputFetchingIsTraced(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.ClientURL())
+	natstest.CreateStream(t, js, "RESULTS", "results.>")
+	publishResults(t, js, 50, 10)
+
+	out := newFakeOutput(1 << 10)
+	out.fail = func(stage, id string, attempt int) bool { return stage == "complete" && id == "big-20" && attempt == 0 }
+	w := newRecorder()
+	tel := newTelemetry(t)
+	l := batch.New(resultsConfig(), js, w.write, append(tel.opts, batch.WithCompleter(out))...)
+	stop := run(t, l)
+	natstest.Eventually(t, 30*time.Second, "every result written", func() bool {
+		return w.distinct() == 50 && natstest.ConsumerDrained(t, js, "RESULTS", "backend_results_projector")
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	parents := map[string]bool{}
+	for _, s := range tel.ended("process RESULTS") {
+		parents[s.SpanContext().SpanID().String()] = true
+	}
+	spans := tel.ended("fetch output")
+	if len(spans) == 0 {
+		t.Fatal("no fetch output span")
+	}
+	naks := 0
+	for _, s := range spans {
+		if !parents[s.Parent().SpanID().String()] {
+			t.Error("a fetch output span is not a child of a process span")
+		}
+		for _, e := range s.Events() {
+			if e.Name == "nak" {
+				naks++
+			}
+		}
+	}
+	if naks != 1 {
+		t.Errorf("%d nak events on fetch output spans, want 1", naks)
+	}
+	if got, _ := sum(tel.collect(t), "fanin.messages.naked", map[string]string{"reason": "resolve_failed"}); got != 1 {
+		t.Errorf("fanin.messages.naked{reason=resolve_failed} = %v, want 1", got)
+	}
+}
