@@ -91,6 +91,11 @@ func TestLargeOutputIsReadFromTheObjectStore(t *testing.T) {
 			t.Errorf("fanin_output_objects_total{outcome=%q} = %v, want %v", outcome, got, want)
 		}
 	}
+	for name, want := range map[string]float64{"fanin_output_bytes_total": float64(len(big)), "fanin_output_read_duration_seconds": 2, "fanin_output_held_bytes": 0} {
+		if got, found := series(fams, name, nil); !found || got != want {
+			t.Errorf("%s = %v (found: %v), want %v", name, got, found, want)
+		}
+	}
 
 	// Redelivered after its object is gone, the result changes nothing: the text stays.
 	if err := store.Delete(ctx, "big/stdout"); err != nil {

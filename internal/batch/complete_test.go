@@ -296,7 +296,11 @@ func TestOutputFetchingIsTraced(t *testing.T) {
 	if naks != 1 {
 		t.Errorf("%d nak events on fetch output spans, want 1", naks)
 	}
-	if got, _ := sum(tel.collect(t), "fanin.messages.naked", map[string]string{"reason": "resolve_failed"}); got != 1 {
+	rm := tel.collect(t)
+	if got, _ := sum(rm, "fanin.messages.naked", map[string]string{"reason": "resolve_failed"}); got != 1 {
 		t.Errorf("fanin.messages.naked{reason=resolve_failed} = %v, want 1", got)
+	}
+	if got, found := sum(rm, "fanin.output.held", nil); !found || got != 0 {
+		t.Errorf("fanin.output.held = %v (reported: %v), want 0 once everything is acked", got, found)
 	}
 }

@@ -26,8 +26,9 @@ type gauges struct {
 	numRedeliv    atomic.Int64
 }
 
-// newGauges registers the lag and backlog gauges on meter, all with the attributes opt.
-func newGauges(m *meterBuilder, opt metric.MeasurementOption) *gauges {
+// newGauges registers the lag and backlog gauges on meter, all with the attributes opt, and,
+// when held is not nil, the gauge of the output bytes the loop holds.
+func newGauges(m *meterBuilder, opt metric.MeasurementOption, held func() int64) *gauges {
 	g := &gauges{}
 	lag := m.floatGauge("fanin.lag", "s",
 		"Now minus the JetStream timestamp of the newest message committed: how far behind the producers the database is. It grows while the stream is quiet too; read it with fanin.consumer.num_pending.")
@@ -37,6 +38,13 @@ func newGauges(m *meterBuilder, opt metric.MeasurementOption) *gauges {
 		"Messages delivered and not yet acked (the durable's NumAckPending), refreshed every few seconds.")
 	redeliv := m.intGauge("fanin.consumer.num_redelivered", "{message}",
 		"Messages delivered more than once and not yet acked (the durable's NumRedelivered), refreshed every few seconds.")
+	instruments := []metric.Observable{lag, pending, ackPending, redeliv}
+	var outputHeld metric.Int64ObservableGauge
+	if held != nil {
+		outputHeld = m.intGauge("fanin.output.held", "By",
+			"Bytes of large output fetched and not yet committed and acked; at --output-memory, fetching waits for commits.")
+		instruments = append(instruments, outputHeld)
+	}
 	_, err := m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		if ns := g.newest.Load(); ns != 0 {
 			o.ObserveFloat64(lag, time.Since(time.Unix(0, ns)).Seconds(), opt)
@@ -46,8 +54,11 @@ func newGauges(m *meterBuilder, opt metric.MeasurementOption) *gauges {
 			o.ObserveInt64(ackPending, g.numAckPending.Load(), opt)
 			o.ObserveInt64(redeliv, g.numRedeliv.Load(), opt)
 		}
+		if held != nil {
+			o.ObserveInt64(outputHeld, held(), opt)
+		}
 		return nil
-	}, lag, pending, ackPending, redeliv)
+	}, instruments...)
 	m.fail(err)
 	return g
 }

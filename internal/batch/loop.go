@@ -103,7 +103,11 @@ func New(cfg Config, js jetstream.JetStream, write WriteFunc, opts ...Option) *L
 		mp = metricnoop.NewMeterProvider()
 	}
 	var err error
-	if l.obs, err = newObserver(cfg, tp, mp); err != nil {
+	var held func() int64
+	if l.budget != nil {
+		held = l.budget.held
+	}
+	if l.obs, err = newObserver(cfg, tp, mp, held); err != nil {
 		l.log.Warn("some metrics are disabled", "err", err)
 	}
 	return l

@@ -90,7 +90,7 @@ type observer struct {
 
 // newObserver builds the instruments of the loop for cfg. An instrument the meter refuses is
 // replaced by a no-op one and reported in err; the loop runs either way.
-func newObserver(cfg Config, tp trace.TracerProvider, mp metric.MeterProvider) (_ *observer, err error) {
+func newObserver(cfg Config, tp trace.TracerProvider, mp metric.MeterProvider, held func() int64) (_ *observer, err error) {
 	o := &observer{
 		tracer:      tp.Tracer(ScopeName),
 		receiveName: "receive " + cfg.Stream,
@@ -126,7 +126,7 @@ func newObserver(cfg Config, tp trace.TracerProvider, mp metric.MeterProvider) (
 		"Messages naked with a delay for redelivery, by reason.")
 	o.redelivered = m.counter("fanin.messages.redelivered", "{message}",
 		"Messages received again after an earlier delivery (retries after a nak, a crash or an expired AckWait).")
-	o.gauges = newGauges(&m, o.baseOpt)
+	o.gauges = newGauges(&m, o.baseOpt, held)
 	return o, m.err
 }
 
