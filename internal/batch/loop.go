@@ -1,7 +1,8 @@
 // Package batch is fanin's pull loop: it fetches batches from a durable JetStream consumer,
-// decodes them, hands each to a writer that commits it in one transaction, then acks (or
-// terminates, for dead letters) every message of it; a failed write is naked with a growing
-// delay. It knows nothing about SQLite.
+// decodes them, has a Completer fetch what they only refer to (large output), hands each to a
+// writer that commits it in one transaction, then acks (or terminates, for dead letters) every
+// message of it; a failed write is naked with a growing delay. It knows nothing about SQLite or
+// the Object Store.
 package batch
 
 import (
@@ -338,6 +339,9 @@ func (l *Loop) complete(ctx context.Context, f *fetched, out chan<- *fetched, bo
 	if sizes == nil && errs == nil {
 		out <- f
 		return
+	}
+	if sizes == nil {
+		sizes = make([]int64, len(f.recs))
 	}
 	// Messages wait here for the budget and for the objects: keep them from being redelivered.
 	stop := l.keepAlive(f.msgs)
