@@ -177,10 +177,25 @@ func (v *Resolver) Complete(ctx context.Context, recs []codec.Record) (errs []er
 	if len(js) == 0 {
 		return nil
 	}
+	// An object named twice (a result and its duplicate in one batch) is read once.
+	first := make(map[job]int, len(js)) // the job, without its record, → the job that reads it
+	unique := make([]int, 0, len(js))
+	for j, jb := range js {
+		jb.rec = 0
+		if _, ok := first[jb]; !ok {
+			first[jb] = j
+			unique = append(unique, j)
+		}
+	}
 	out := make([]fetchedText, len(js))
-	v.each(ctx, len(js), func(ctx context.Context, j int) {
+	v.each(ctx, len(unique), func(ctx context.Context, u int) {
+		j := unique[u]
 		out[j] = v.read(ctx, js[j])
 	})
+	for j, jb := range js {
+		jb.rec = 0
+		out[j] = out[first[jb]]
+	}
 
 	// Records are changed only once every object of theirs is in: a record with a failure is
 	// left as it was, and texts are replaced before notes are appended.

@@ -311,3 +311,28 @@ func abbrev(s string) string {
 	}
 	return s
 }
+
+func TestAnObjectNamedTwiceInABatchIsReadOnce(t *testing.T) {
+	js, _ := setup(t, map[string]string{"q/1/stdout": "once"})
+	var gets atomic.Int64
+	r, err := New(gatedJS{js, func(context.Context, string) error { gets.Add(1); return nil }}, DefaultConfig(), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []codec.Record{result("1", "", "", "q/1/stdout", ""), result("1", "", "", "q/1/stdout", ""),
+		result("2", "", "", "q/gone", ""), result("2", "", "", "q/gone", "")}
+	if errs := r.Complete(context.Background(), recs); errs != nil {
+		t.Fatal(errs)
+	}
+	if n := gets.Load(); n != 2 {
+		t.Fatalf("%d reads for two distinct objects", n)
+	}
+	for i, rec := range recs {
+		if want := []string{"once", "once", "", ""}[i]; rec.Result.Stdout != want {
+			t.Errorf("record %d: stdout %q, want %q", i, rec.Result.Stdout, want)
+		}
+		if i >= 2 && strings.Count(rec.Result.Stderr, "not found") != 1 {
+			t.Errorf("record %d: stderr %q, want one note", i, rec.Result.Stderr)
+		}
+	}
+}
