@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"fanin/internal/sink"
 )
@@ -87,6 +89,98 @@ func TestTinyPlanRunsEveryModeAndVerifiesIt(t *testing.T) {
 	for _, f := range []string{"throughput.png", "latency.png"} {
 		if fi, err := os.Stat(filepath.Join(opts.Out, f)); err != nil || fi.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// TestTinyLargeOutputPlanStoresEveryObject runs fanin and fanin-output (added by -large-output
+// alone) at a tiny size: fanin-output must store every object's text whole and report its
+// ratio to fanin, without a verdict.
+func TestTinyLargeOutputPlanStoresEveryObject(t *testing.T) {
+	opts := defaultOptions()
+	opts.PCs, opts.Sync, opts.Wait = 2000, sink.SyncNormal, 20*time.Millisecond
+	opts.Modes = []string{modeFanin}
+	opts.LargeOutput, opts.LargeSize = 0.05, 64<<10
+	opts.Out, opts.TempDir = t.TempDir(), t.TempDir()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	rep, err := run(ctx, opts, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+
+	if len(rep.Rows) != 2 || rep.Rows[0].Mode != modeFanin || rep.Rows[1].Mode != modeFaninOutput {
+		t.Fatalf("rows = %+v, want fanin then fanin-output", rep.Rows)
+	}
+	for _, r := range rep.Rows {
+		if r.Msgs != 4000 || r.Rate <= 0 {
+			t.Errorf("%s: %d messages at %.0f msg/s, want 4000 (started + results)", r.Mode, r.Msgs, r.Rate)
+		}
+	}
+	if rep.Rows[0].OutputMBps != 0 || rep.Rows[1].OutputMBps <= 0 {
+		t.Errorf("output MB/s: fanin %v, fanin-output %v", rep.Rows[0].OutputMBps, rep.Rows[1].OutputMBps)
+	}
+	var info *bar
+	for i := range rep.Bars {
+		if rep.Bars[i].Verdict == "INFO" {
+			info = &rep.Bars[i]
+		}
+	}
+	if want := rep.Rows[1].Rate / rep.Rows[0].Rate; info == nil || info.Measured != want {
+		t.Errorf("INFO bar = %+v, want the ratio %v", info, want)
+	}
+	for _, s := range []string{"INFO  large output (5%) ÷ fanin with results", "100 of 2000 results name a 64 KiB stdout", "out MB/s"} {
+		if !strings.Contains(stdout.String(), s) {
+			t.Errorf("stdout lacks %q:\n%s", s, stdout.String())
+		}
+	}
+}
+
+func TestLargeOutputsAreEvenlySpreadAndExact(t *testing.T) {
+	var large []int
+	for i := 1; i <= 100; i++ {
+		if hasLargeOutput(i, 0.05) {
+			large = append(large, i)
+		}
+	}
+	if want := []int{20, 40, 60, 80, 100}; !slices.Equal(large, want) {
+		t.Errorf("PCs with a large output among 100 at 0.05: %v, want %v", large, want)
+	}
+	for _, f := range []float64{0.05, 0.3, 0.07, 1} {
+		n := 0
+		for i := 1; i <= 1000; i++ {
+			if hasLargeOutput(i, f) {
+				n++
+			}
+		}
+		if n != largeCount(1000, f) {
+			t.Errorf("fraction %g: %d PCs of 1000, largeCount says %d", f, n, largeCount(1000, f))
+		}
+	}
+	for _, size := range []int{1 << 10, 1000, 1 << 20} {
+		out := appendOutput([]byte("x"), []byte("PC-0000020"), size)
+		if len(out) != size+1 || !utf8.Valid(out) || !bytes.Contains(out, []byte("PC-0000020 inventory-hw[")) {
+			t.Errorf("appendOutput(%d): %d bytes, valid UTF-8 %v", size, len(out)-1, utf8.Valid(out))
+		}
+	}
+}
+
+func TestLargeOutputOptionsAreValidated(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*options)
+	}{
+		{"fraction above 1", func(o *options) { o.LargeOutput = 1.5 }},
+		{"fraction of no PC", func(o *options) { o.PCs, o.LargeOutput = 10, 0.05 }},
+		{"size above the resolver's cap", func(o *options) { o.LargeOutput, o.LargeSize = 0.05, 32<<20 }},
+		{"mode without the fraction", func(o *options) { o.Modes = []string{modeFaninOutput} }},
+	} {
+		o := defaultOptions()
+		tc.change(&o)
+		if err := o.validate(); err == nil {
+			t.Errorf("%s: validated", tc.name)
 		}
 	}
 }

@@ -8,26 +8,35 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"fanin/internal/output"
 	"fanin/internal/sink"
 )
 
 // Streams and subjects of the benchmark. EVENTS and RESULTS carry the preloaded broadcast under
-// the real subjects; LIVE is fresh for the live mode.
+// the real subjects; RESULTS_LARGE carries the same results again, some of them naming their
+// stdout in the Object Store (-large-output); LIVE is fresh for the live mode.
 const (
 	eventsStream  = "EVENTS"
 	resultsStream = "RESULTS"
+	largeStream   = "RESULTS_LARGE"
 	liveStream    = "LIVE"
 
 	startedFilter = "events.started.>"
 	resultsFilter = "results.>"
+	largeFilter   = "large.>"
 	liveFilter    = "live.started.>"
 )
+
+// putWorkers is how many objects the preload puts into the Object Store at once: each Put
+// waits for its chunks' PubAcks, so one at a time leaves the server idle between objects.
+const putWorkers = 4
 
 // Seeds of the generated broadcasts: the same seed regenerates the same payloads.
 const (
@@ -80,6 +89,9 @@ func startEnv(ctx context.Context, opts options, dir string, stderr io.Writer, p
 	if opts.Results {
 		streams[resultsStream] = resultsFilter
 	}
+	if opts.LargeOutput > 0 {
+		streams[largeStream] = largeFilter
+	}
 	for name, subj := range streams {
 		_, err := e.js.CreateStream(ctx, jetstream.StreamConfig{
 			Name: name, Subjects: []string{subj}, Storage: jetstream.FileStorage,
@@ -87,6 +99,13 @@ func startEnv(ctx context.Context, opts options, dir string, stderr io.Writer, p
 		})
 		if err != nil {
 			return nil, fmt.Errorf("create stream %s: %w", name, err)
+		}
+	}
+	if opts.LargeOutput > 0 {
+		bucket := output.DefaultConfig().Bucket
+		_, err := e.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: bucket, Storage: jetstream.FileStorage})
+		if err != nil {
+			return nil, fmt.Errorf("create object store %s: %w", bucket, err)
 		}
 	}
 	return e, nil
@@ -192,7 +211,9 @@ func (e *env) publishComplete(ctx context.Context) error {
 }
 
 // preload publishes the broadcast's P started events to EVENTS (and, with -results, their
-// results to RESULTS) as fast as the server takes them, then checks the streams hold them all.
+// results to RESULTS; with -large-output, the results again to RESULTS_LARGE and the large
+// outputs to the Object Store) as fast as the server takes them, then checks the streams hold
+// them all.
 func (e *env) preload(ctx context.Context) error {
 	p := e.opts.PCs
 	g := newGen(seedEvents)
@@ -209,15 +230,34 @@ func (e *env) preload(ctx context.Context) error {
 				return err
 			}
 		}
+		if e.opts.LargeOutput > 0 {
+			data := make([]byte, 0, 512)
+			if hasLargeOutput(i+1, e.opts.LargeOutput) {
+				data = g.appendLargeResult(data)
+			} else {
+				data = g.appendResult(data)
+			}
+			if err := e.publish(ctx, largeResultSubject, data); err != nil {
+				return err
+			}
+		}
 		e.prog.update(uint64(i + 1))
 	}
 	if err := e.publishComplete(ctx); err != nil {
 		return err
 	}
 	e.prog.finish()
+	if e.opts.LargeOutput > 0 {
+		if err := e.putOutputs(ctx); err != nil {
+			return err
+		}
+	}
 	streams := []string{eventsStream}
 	if e.opts.Results {
 		streams = append(streams, resultsStream)
+	}
+	if e.opts.LargeOutput > 0 {
+		streams = append(streams, largeStream)
 	}
 	for _, name := range streams {
 		s, err := e.js.Stream(ctx, name)
@@ -227,6 +267,72 @@ func (e *env) preload(ctx context.Context) error {
 		if got := s.CachedInfo().State.Msgs; got != uint64(p) {
 			return fmt.Errorf("preload: stream %s holds %d messages, want %d", name, got, p)
 		}
+	}
+	return nil
+}
+
+// putOutputs puts the stdout of every PC with a large output into the Object Store, under the
+// key its result names, putWorkers at a time.
+func (e *env) putOutputs(ctx context.Context) error {
+	bucket := output.DefaultConfig().Bucket
+	store, err := e.js.ObjectStore(ctx, bucket)
+	if err != nil {
+		return fmt.Errorf("object store %s: %w", bucket, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type object struct{ key, pc string }
+	objects := make(chan object)
+	errs := make([]error, putWorkers)
+	var done atomic.Uint64
+	var wg sync.WaitGroup
+	for w := range putWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 0, e.opts.LargeSize)
+			for o := range objects {
+				buf = appendOutput(buf[:0], []byte(o.pc), e.opts.LargeSize)
+				// Put has read buf through when it returns: the buffer is reused.
+				if _, err := store.PutBytes(ctx, o.key, buf); err != nil {
+					errs[w] = fmt.Errorf("put object %s: %w", o.key, err)
+					cancel()
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+
+	total := largeCount(e.opts.PCs, e.opts.LargeOutput)
+	e.prog.start("objects", uint64(total))
+	g := newGen(seedEvents)
+	var key, pc []byte
+feed:
+	for i := range e.opts.PCs {
+		g.next()
+		if !hasLargeOutput(i+1, e.opts.LargeOutput) {
+			continue
+		}
+		key, pc = g.appendObjectKey(key[:0]), g.appendPC(pc[:0])
+		select {
+		case objects <- object{string(key), string(pc)}:
+		case <-ctx.Done():
+			break feed
+		}
+		e.prog.update(done.Load())
+	}
+	close(objects)
+	wg.Wait()
+	e.prog.finish()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if n := done.Load(); n != uint64(total) {
+		return fmt.Errorf("put %d objects, want %d", n, total)
 	}
 	return nil
 }

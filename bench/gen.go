@@ -86,14 +86,26 @@ func (g *gen) appendStarted(dst []byte) []byte {
 }
 
 // appendResult appends the current PC's ExecResult to dst.
-func (g *gen) appendResult(dst []byte) []byte {
+func (g *gen) appendResult(dst []byte) []byte { return g.appendExecResult(dst, false) }
+
+// appendLargeResult appends the current PC's ExecResult as an agent sends it when the output
+// exceeded 256 KiB: a short inline stdout, and stdout_object naming the whole text.
+func (g *gen) appendLargeResult(dst []byte) []byte { return g.appendExecResult(dst, true) }
+
+func (g *gen) appendExecResult(dst []byte, large bool) []byte {
 	dst = append(dst, `{"result_id":"`...)
 	dst = append(dst, g.id[:]...)
 	dst = append(dst, `","request_id":"`+benchRequestID+`","exec_id":"`+benchExecID+`","pc_id":"`...)
 	dst = g.appendPC(dst)
 	dst = append(dst, `","exit_code":0,"stdout":"hostname=`...)
 	dst = g.appendPC(dst)
-	dst = append(dst, ` cpu=4 ram=16GiB","stderr":"","started_at":"`...)
+	if large {
+		dst = append(dst, ` cpu=4 ram=16GiB [truncated]","stdout_object":"`...)
+		dst = g.appendObjectKey(dst)
+		dst = append(dst, `","stderr":"","started_at":"`...)
+	} else {
+		dst = append(dst, ` cpu=4 ram=16GiB","stderr":"","started_at":"`...)
+	}
 	at := g.startedAt()
 	dst = at.AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","finished_at":"`...)
@@ -111,3 +123,55 @@ func (g *gen) appendStartedSubject(dst []byte, prefix string) []byte {
 
 // resultSubject is the subject every result of the broadcast is published on.
 const resultSubject = "results." + benchRequestID
+
+// largeResultSubject is the subject of the large-output variant of the broadcast's results.
+const largeResultSubject = "large.results." + benchRequestID
+
+// hasLargeOutput reports whether PC i (1-based) of the broadcast has a large output when a
+// fraction of the PCs have one: those where i·fraction crosses an integer, so they are evenly
+// spread (every 20th for 0.05) and there are exactly largeCount of them.
+func hasLargeOutput(i int, fraction float64) bool {
+	return int(float64(i)*fraction) != int(float64(i-1)*fraction)
+}
+
+// largeCount is how many of p PCs have a large output.
+func largeCount(p int, fraction float64) int { return int(float64(p) * fraction) }
+
+// appendObjectKey appends the Object Store key of the current PC's stdout:
+// <request_id>/<result_id>/stdout, as agents name it.
+func (g *gen) appendObjectKey(dst []byte) []byte {
+	dst = append(dst, benchRequestID+"/"...)
+	dst = append(dst, g.id[:]...)
+	return append(dst, "/stdout"...)
+}
+
+// outputLine returns one of the few lines a large output cycles through: what an inventory job
+// prints per package.
+func outputLine(k int) string {
+	switch k % 4 {
+	case 0:
+		return "dpkg-query: package openssl 3.0.13-0ubuntu3.4 amd64 installed, files verified\n"
+	case 1:
+		return "dpkg-query: package libc6 2.39-0ubuntu8.3 amd64 installed, files verified\n"
+	case 2:
+		return "dpkg-query: package linux-image-6.8.0-49-generic amd64 installed, 1 config file changed\n"
+	default:
+		return "dpkg-query: package python3.12 3.12.3-1ubuntu0.2 amd64 installed, files verified\n"
+	}
+}
+
+// appendOutput appends a large stdout of exactly size bytes for the PC named pc: numbered log
+// lines naming the PC, ASCII only, so any cut is valid UTF-8 and SQLite's length() counts bytes.
+func appendOutput(dst, pc []byte, size int) []byte {
+	end := len(dst) + size
+	for line := 1; len(dst) < end; line++ {
+		dst = append(dst, pc...)
+		dst = append(dst, " inventory-hw["...)
+		dst = strconv.AppendInt(dst, int64(line), 10)
+		dst = append(dst, "]: "...)
+		dst = append(dst, outputLine(line)...)
+	}
+	dst = dst[:end]
+	dst[end-1] = '\n'
+	return dst
+}

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"fanin/internal/output"
 	"fanin/internal/sink"
 )
 
@@ -33,9 +34,11 @@ type options struct {
 	PerMsgLimit  int             `json:"permsg_limit"` // messages the per-message mode handles
 	LiveRate     float64         `json:"live_rate"`    // >0: run the live mode at this many msg/s
 	LiveDuration time.Duration   `json:"live_duration_ns"`
-	Prefill      int             `json:"prefill"` // >0: run fanin again on a table holding this many rows
-	Results      bool            `json:"results"` // preload results too, and project both streams
-	Tracing      bool            `json:"tracing"` // also run fanin with tracing on (always sample)
+	Prefill      int             `json:"prefill"`                // >0: run fanin again on a table holding this many rows
+	Results      bool            `json:"results"`                // preload results too, and project both streams
+	Tracing      bool            `json:"tracing"`                // also run fanin with tracing on (always sample)
+	LargeOutput  float64         `json:"large_output,omitempty"` // >0: this fraction of the results name their stdout in the Object Store (fanin-output; implies Results)
+	LargeSize    int             `json:"large_size,omitempty"`   // bytes of each such stdout
 	Plot         bool            `json:"plot"`
 	Out          string          `json:"out"`
 	Progress     bool            `json:"progress"`
@@ -49,7 +52,7 @@ func defaultOptions() options {
 		PCs: 200000, Batch: 1000, Wait: 100 * time.Millisecond,
 		Modes: []string{modeDrain, modeSink, modePerMessage, modeFanin},
 		Sync:  sink.SyncFull, PerMsgLimit: 20000, LiveDuration: 20 * time.Second,
-		Out: "bench/out",
+		Out: "bench/out", LargeSize: 1 << 20,
 	}
 }
 
@@ -69,10 +72,21 @@ func (o options) validate() error {
 		return errors.New("-live-rate must not be negative, and -live-duration at least 1s")
 	case o.Prefill < 0:
 		return errors.New("-prefill must not be negative")
+	case o.LargeOutput < 0 || o.LargeOutput > 1:
+		return fmt.Errorf("-large-output must be a fraction between 0 and 1, not %g", o.LargeOutput)
+	case o.LargeOutput > 0 && largeCount(o.PCs, o.LargeOutput) == 0:
+		return fmt.Errorf("-large-output %g of %d PCs is no PC at all", o.LargeOutput, o.PCs)
+	// Above the resolver's cap the stored text would be cut and marked, and the check that
+	// every large row holds exactly -large-size bytes would not hold.
+	case o.LargeOutput > 0 && (o.LargeSize < 1<<10 || int64(o.LargeSize) > output.DefaultConfig().MaxObjectBytes):
+		return fmt.Errorf("-large-size must be between 1 KiB and %d bytes, not %d", output.DefaultConfig().MaxObjectBytes, o.LargeSize)
 	}
 	for _, m := range o.Modes {
-		if !slices.Contains([]string{modeDrain, modeSink, modePerMessage, modeFanin}, m) {
-			return fmt.Errorf("-modes: unknown mode %q (drain, sink, per-message, fanin)", m)
+		if !slices.Contains([]string{modeDrain, modeSink, modePerMessage, modeFanin, modeFaninOutput}, m) {
+			return fmt.Errorf("-modes: unknown mode %q (drain, sink, per-message, fanin, fanin-output)", m)
+		}
+		if m == modeFaninOutput && o.LargeOutput == 0 {
+			return errors.New("-modes fanin-output needs -large-output, e.g. 0.05")
 		}
 	}
 	for _, n := range o.SweepBatch {
@@ -92,14 +106,22 @@ type step struct {
 	profile string
 }
 
-// plan lists the steps of a run: the standard modes at N, fanin on a prefilled table, the
-// batch sweep (drain, sink, fanin at each other N), the wait sweep, and the live mode.
+// plan lists the steps of a run: the standard modes at N (and fanin-output, with
+// -large-output, when they do not name it), fanin on a prefilled table, the batch sweep (drain,
+// sink, fanin at each other N), the wait sweep, and the live mode.
 func (o options) plan() []step {
 	var steps []step
-	for _, m := range o.Modes {
+	modes := o.Modes
+	if o.LargeOutput > 0 && !slices.Contains(modes, modeFaninOutput) {
+		modes = append(slices.Clip(modes), modeFaninOutput)
+	}
+	for _, m := range modes {
 		s := step{mode: m, n: o.Batch, wait: o.Wait}
-		if m == modeFanin {
+		switch {
+		case m == modeFanin:
 			s.profile = o.CPUProfile
+		case m == modeFaninOutput && o.CPUProfile != "":
+			s.profile = o.CPUProfile + ".output"
 		}
 		steps = append(steps, s)
 	}
@@ -139,6 +161,8 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	// fanin-output is compared with fanin projecting both streams, so both need the results.
+	opts.Results = opts.Results || opts.LargeOutput > 0
 	dir, err := os.MkdirTemp(opts.TempDir, "fanin-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
@@ -170,10 +194,8 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 			res, err = sinkOnly(ctx, e, s.n)
 		case modePerMessage:
 			res, err = perMessage(ctx, e, opts.PerMsgLimit)
-		case modeFanin:
-			res, err = fanin(ctx, e, s.n, s.wait, s.prefill, s.profile, false)
-		case modeFaninTraced:
-			res, err = fanin(ctx, e, s.n, s.wait, 0, "", true)
+		case modeFanin, modeFaninTraced, modeFaninOutput:
+			res, err = fanin(ctx, e, s.mode, s.n, s.wait, s.prefill, s.profile)
 		case modeLive:
 			res, err = live(ctx, e, s.n, s.wait, opts.LiveRate, opts.LiveDuration)
 		}
@@ -225,11 +247,13 @@ func main() {
 	fs.IntVar(&opts.Prefill, "prefill", 0, ">0: run fanin again on a table already holding this many rows")
 	fs.BoolVar(&opts.Results, "results", false, "preload each PC's result too, and project both streams")
 	fs.BoolVar(&opts.Tracing, "tracing", false, "also run fanin with tracing on (always sample, one link per message, spans to a no-op exporter) and report the ratio")
+	fs.Float64Var(&opts.LargeOutput, "large-output", 0, ">0: this fraction of the results (e.g. 0.05) name a -large-size stdout in the Object Store; runs fanin-output (implies -results) and reports its ratio to fanin")
+	fs.IntVar(&opts.LargeSize, "large-size", opts.LargeSize, "bytes of each large output (-large-output)")
 	fs.BoolVar(&opts.Plot, "plot", false, "write PNG plots to -out")
 	fs.StringVar(&opts.Out, "out", opts.Out, "directory of results.json and the plots")
 	fs.BoolVar(&opts.Progress, "progress", false, "draw the progress bar even when stderr is not a terminal")
 	fs.BoolVar(&opts.InProcess, "inprocess", false, "run the NATS server in this process (its CPU, heap and writes then count as the ingester's)")
-	fs.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the standard fanin run to this file")
+	fs.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the standard fanin run to this file (and of fanin-output to FILE.output)")
 	fs.StringVar(&opts.TempDir, "tmp", "", "directory for the server's store and the databases (default: the system temp dir)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)

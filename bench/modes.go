@@ -17,6 +17,7 @@ import (
 
 	"fanin/internal/batch"
 	"fanin/internal/codec"
+	"fanin/internal/output"
 	"fanin/internal/sink"
 )
 
@@ -30,6 +31,9 @@ const (
 	// modeFaninTraced is fanin with tracing on: every batch sampled, one link per message,
 	// spans batched to an exporter that drops them.
 	modeFaninTraced = "fanin-traced"
+	// modeFaninOutput is fanin with its results loop on RESULTS_LARGE, where -large-output of
+	// the results name their stdout in the Object Store.
+	modeFaninOutput = "fanin-output"
 )
 
 // result is one measured mode.
@@ -40,6 +44,7 @@ type result struct {
 	Prefill int           // rows in the table before the run
 	Msgs    int           // messages (or rows, for sink) processed
 	Rows    int           // rows in execution_results afterwards (0: no database)
+	Output  int64         // bytes of output read from the Object Store and stored (fanin-output)
 	M       measurement
 	Lat     []time.Duration // live: publish → committed, one per message
 }
@@ -243,14 +248,13 @@ func perMessage(ctx context.Context, e *env, limit int) (result, error) {
 }
 
 // fanin measures the real ingester: batch.Loop with the defaults of batch.Started() (and
-// batch.Results(), with -results) and sink.DefaultConfig(), wired as cmd/ingest wires them;
-// only the durables, the database path, N, T and the sync mode are the run's. The table holds
-// prefill other rows beforehand. It is done when every message is acked.
-func fanin(ctx context.Context, e *env, n int, wait time.Duration, prefill int, profile string, traced bool) (result, error) {
-	res := result{Mode: modeFanin, N: n, Wait: wait, Prefill: prefill, Msgs: e.opts.PCs}
-	if traced {
-		res.Mode = modeFaninTraced
-	}
+// batch.Results() with output.DefaultConfig()'s resolver, with -results) and
+// sink.DefaultConfig(), wired as cmd/ingest wires them; only the durables, the database path,
+// N, T and the sync mode are the run's. mode is fanin, fanin-traced (tracing on) or
+// fanin-output (the results loop on RESULTS_LARGE). The table holds prefill other rows
+// beforehand. It is done when every message is acked.
+func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, prefill int, profile string) (result, error) {
+	res := result{Mode: mode, N: n, Wait: wait, Prefill: prefill, Msgs: e.opts.PCs}
 	name := e.name(res.Mode, n)
 	path := e.dbPath(name)
 	defer removeDB(path)
@@ -279,8 +283,12 @@ func fanin(ctx context.Context, e *env, n int, wait time.Duration, prefill int, 
 	if err != nil {
 		return res, err
 	}
+	resolver, err := output.New(js, output.DefaultConfig(), nil, e.log)
+	if err != nil {
+		return res, err
+	}
 	opts := []batch.Option{batch.WithReplay(empty), batch.WithLogger(e.log)}
-	if traced {
+	if mode == modeFaninTraced {
 		limits := sdktrace.NewSpanLimits()
 		limits.LinkCountLimit = -1 // one link per message, however big the batch
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
@@ -290,16 +298,18 @@ func fanin(ctx context.Context, e *env, n int, wait time.Duration, prefill int, 
 	}
 	started := batch.Started()
 	started.Durable, started.BatchSize, started.MaxWait = name, n, wait
+	loops := []*batch.Loop{batch.New(started, js, write, opts...)}
 	cfgs := []batch.Config{started}
 	if e.opts.Results {
 		results := batch.Results()
 		results.Durable, results.BatchSize, results.MaxWait = name+"_results", n, wait
+		if mode == modeFaninOutput {
+			results.Stream, results.FilterSubject = largeStream, largeFilter
+			res.Output = int64(largeCount(e.opts.PCs, e.opts.LargeOutput)) * int64(e.opts.LargeSize)
+		}
+		loops = append(loops, batch.New(results, js, write, append(opts, batch.WithCompleter(resolver))...))
 		cfgs = append(cfgs, results)
 		res.Msgs *= 2
-	}
-	loops := make([]*batch.Loop, len(cfgs))
-	for i, c := range cfgs {
-		loops[i] = batch.New(c, js, write, opts...)
 	}
 
 	stopProfile := func() {}
@@ -339,7 +349,13 @@ func fanin(ctx context.Context, e *env, n int, wait time.Duration, prefill int, 
 			return res, err
 		}
 	}
-	return res, verifyRows(ctx, db, &res, prefill+e.opts.PCs, e.opts.Results)
+	if err := verifyRows(ctx, db, &res, prefill+e.opts.PCs, e.opts.Results); err != nil {
+		return res, err
+	}
+	if mode == modeFaninOutput {
+		return res, verifyOutputs(ctx, db, largeCount(e.opts.PCs, e.opts.LargeOutput), e.opts.LargeSize)
+	}
+	return res, nil
 }
 
 // runLoops runs the loops until they have acked total messages between them, calling during
@@ -441,6 +457,21 @@ func verifyRows(ctx context.Context, db *sink.Sink, res *result, want int, finis
 	}
 	if finished && fin != want {
 		return fmt.Errorf("verify: %d finished rows, want %d", fin, want)
+	}
+	return nil
+}
+
+// verifyOutputs checks that exactly want rows hold a stdout of size bytes: the text of their
+// object, whole, where the message carried a short one.
+func verifyOutputs(ctx context.Context, db *sink.Sink, want, size int) error {
+	var got int
+	err := db.DB().QueryRowContext(ctx,
+		`SELECT count(*) FROM execution_results WHERE length(stdout) = ?`, size).Scan(&got)
+	if err != nil {
+		return fmt.Errorf("count large outputs: %w", err)
+	}
+	if got != want {
+		return fmt.Errorf("verify: %d rows hold a %d-byte stdout, want %d", got, size, want)
 	}
 	return nil
 }

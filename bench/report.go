@@ -53,12 +53,14 @@ type row struct {
 	P50MS        float64 `json:"p50_ms,omitempty"`
 	P99MS        float64 `json:"p99_ms,omitempty"`
 	P999MS       float64 `json:"p999_ms,omitempty"`
+	OutputMBps   float64 `json:"output_mb_per_s,omitempty"` // fanin-output: MB (10⁶ bytes) of Object Store output stored per second
 }
 
-// bar is one of the issue's targets and how the run fared against it.
+// bar is one of the issue's targets and how the run fared against it, or (INFO) a ratio the
+// run reports without a target.
 type bar struct {
 	Name     string  `json:"name"`
-	Verdict  string  `json:"verdict"` // PASS, FAIL or SKIP
+	Verdict  string  `json:"verdict"` // PASS, FAIL, SKIP or INFO
 	Measured float64 `json:"measured"`
 	Target   float64 `json:"target"`
 	Detail   string  `json:"detail"`
@@ -79,6 +81,9 @@ func (r *report) add(res result) {
 		rw.Rate = float64(res.Msgs) / secs
 		rw.CPUPct = 100 * res.M.CPU.Seconds() / secs
 		rw.ServerCPUPct = 100 * res.M.ServerCPU.Seconds() / secs
+	}
+	if res.Output > 0 && secs > 0 {
+		rw.OutputMBps = float64(res.Output) / 1e6 / secs
 	}
 	if res.Msgs > 0 {
 		rw.AllocsPerMsg = float64(res.M.Allocs) / float64(res.Msgs)
@@ -169,6 +174,7 @@ func (r *report) finish() {
 		r.judge("tracing on ≥ 0.9 × off", tr.Rate/f.Rate, barTracingRatio, true,
 			fmt.Sprintf("%.0f msg/s traced (always sample) vs %.0f untraced", tr.Rate, f.Rate))
 	}
+	r.largeOutput(f)
 	var full *row
 	for i := range r.Rows {
 		if r.Rows[i].Mode == modeFanin && r.Rows[i].Prefill > 0 {
@@ -196,12 +202,33 @@ func (r *report) finish() {
 	}
 }
 
+// largeOutput reports, when fanin-output ran, its rate as a fraction of fanin's (f) with
+// results: what results naming large outputs cost. The issue sets no target for it.
+func (r *report) largeOutput(f *row) {
+	lo := r.find(modeFaninOutput, r.Options.Batch)
+	if lo == nil {
+		return
+	}
+	name := fmt.Sprintf("large output (%.3g%%) ÷ fanin with results", 100*r.Options.LargeOutput)
+	if f == nil {
+		r.skip(name, 0, "needs the fanin mode")
+		return
+	}
+	r.inform(name, lo.Rate/f.Rate, fmt.Sprintf("%.0f vs %.0f msg/s at N=%d; %d of %d results name a %s stdout, %.1f MB/s of it stored",
+		lo.Rate, f.Rate, lo.N, largeCount(r.Options.PCs, r.Options.LargeOutput), r.Options.PCs,
+		sizeName(r.Options.LargeSize), lo.OutputMBps))
+}
+
 func (r *report) judge(name string, measured, target float64, atLeast bool, detail string) {
 	v := "FAIL"
 	if atLeast && measured >= target || !atLeast && measured <= target {
 		v = "PASS"
 	}
 	r.Bars = append(r.Bars, bar{Name: name, Verdict: v, Measured: measured, Target: target, Detail: detail})
+}
+
+func (r *report) inform(name string, measured float64, detail string) {
+	r.Bars = append(r.Bars, bar{Name: name, Verdict: "INFO", Measured: measured, Detail: detail})
 }
 
 func (r *report) skip(name string, target float64, why string) {
@@ -219,6 +246,10 @@ func printHeader(w io.Writer, r *report) {
 	if o.Results {
 		fmt.Fprintf(w, " + %d results", o.PCs)
 	}
+	if o.LargeOutput > 0 {
+		fmt.Fprintf(w, " (+ the same on %s, %d of them naming a %s stdout in the Object Store)",
+			largeStream, largeCount(o.PCs, o.LargeOutput), sizeName(o.LargeSize))
+	}
 	fmt.Fprintf(w, ", N=%d, T=%s, sync=%s, embedded JetStream (file storage, %s), fresh durable and database per mode\n\n",
 		o.Batch, o.Wait, o.Sync, r.serverWhere())
 }
@@ -226,7 +257,7 @@ func printHeader(w io.Writer, r *report) {
 // printTable prints a row per mode, the footnotes and a line per bar.
 func (r *report) printTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tN\tmsgs\tseconds\tmsg/s\t×drain\t×per-msg\tCPU%\tsrv CPU%\theap base MiB\theap peak MiB\tallocs/msg\tDB bytes/row\tp50 ms\tp99 ms\tp999 ms\t")
+	fmt.Fprintln(tw, "mode\tN\tmsgs\tseconds\tmsg/s\t×drain\t×per-msg\tCPU%\tsrv CPU%\theap base MiB\theap peak MiB\tallocs/msg\tDB bytes/row\tp50 ms\tp99 ms\tp999 ms\tout MB/s\t")
 	for _, rw := range r.Rows {
 		mode := rw.Mode
 		switch {
@@ -237,9 +268,10 @@ func (r *report) printTable(w io.Writer) {
 		case rw.Mode == modePerMessage:
 			mode += "*"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.0f\t%s\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.0f\t%s\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%s\t\n",
 			mode, rw.N, rw.Msgs, rw.Seconds, rw.Rate, ratio(rw.XDrain), ratio(rw.XPerMsg), rw.CPUPct, rw.ServerCPUPct,
-			rw.HeapBaseMiB, rw.HeapPeakMiB, rw.AllocsPerMsg, bytesPerRow(rw), ms(rw.P50MS), ms(rw.P99MS), ms(rw.P999MS))
+			rw.HeapBaseMiB, rw.HeapPeakMiB, rw.AllocsPerMsg, bytesPerRow(rw), ms(rw.P50MS), ms(rw.P99MS), ms(rw.P999MS),
+			mbPerS(rw.OutputMBps))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\n* per-message runs on the first %d messages of the backlog only (it is slow); its rate is what it\n", r.Options.PerMsgLimit)
@@ -255,8 +287,12 @@ func (r *report) printTable(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	for _, b := range r.Bars {
-		if b.Verdict == "SKIP" {
+		switch b.Verdict {
+		case "SKIP":
 			fmt.Fprintf(w, "SKIP  %-26s %s\n", b.Name, b.Detail)
+			continue
+		case "INFO":
+			fmt.Fprintf(w, "INFO  %-26s %.2f (no target) — %s\n", b.Name, b.Measured, b.Detail)
 			continue
 		}
 		fmt.Fprintf(w, "%s  %-26s %.2f (target %g) — %s\n", b.Verdict, b.Name, b.Measured, b.Target, b.Detail)
@@ -277,6 +313,13 @@ func ms(x float64) string {
 	return fmt.Sprintf("%.1f", x)
 }
 
+func mbPerS(x float64) string {
+	if x == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", x)
+}
+
 func bytesPerRow(rw row) string {
 	if rw.BytesPerRow == 0 {
 		return "-"
@@ -286,6 +329,17 @@ func bytesPerRow(rw row) string {
 		s += "†" // the files' growth: /proc/self/io was unavailable
 	}
 	return s
+}
+
+// sizeName names a size in bytes the way the flags are usually given: 1 MiB, 64 KiB.
+func sizeName(b int) string {
+	switch {
+	case b%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", b>>20)
+	case b%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", b>>10)
+	}
+	return fmt.Sprintf("%d-byte", b)
 }
 
 // writeJSON writes the report to dir/results.json.
