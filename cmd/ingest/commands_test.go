@@ -40,7 +40,7 @@ func TestCommandLine(t *testing.T) {
 				"--nats-tls-ca", "--nats-tls-cert", "--nats-tls-key", "ingest migrate", "ingest demo",
 				"--metrics-addr", "FANIN_METRICS_ADDR", "default 127.0.0.1:9464", "OTEL_EXPORTER_OTLP_ENDPOINT",
 				"--output-bucket", "default result_output", "--output-max-bytes", "default 16MiB",
-				"--output-concurrency", "--output-memory", "default 256MiB", "FANIN_OUTPUT_MEMORY"},
+				"--output-concurrency", "--output-memory", "default 128MiB", "FANIN_OUTPUT_MEMORY"},
 			wantOnce: "Usage:"},
 		{name: "help command", args: []string{"help"}, wantCode: 0, wantOut: []string{"--batch"}},
 		{name: "unknown flag", args: []string{"--bogus"}, wantCode: 2, wantErr: "flag provided but not defined: -bogus"},

@@ -141,7 +141,7 @@ func ingestFlags(fs *flagSet) *config {
 	fs.envVar("output-max-bytes", "FANIN_OUTPUT_MAX_BYTES")
 	fs.IntVar(&c.Output.Concurrency, "output-concurrency", c.Output.Concurrency, "output `objects` read at once, before their batch's transaction")
 	fs.envVar("output-concurrency", "FANIN_OUTPUT_CONCURRENCY")
-	fs.Var((*byteSize)(&c.Results.OutputMemory), "output-memory", "most `bytes` of fetched output held at once (e.g. 256MiB); a batch needing more is written in\nseveral transactions. At least twice --output-max-bytes")
+	fs.Var((*byteSize)(&c.Results.OutputMemory), "output-memory", "most `bytes` of fetched output held at once (e.g. 128MiB); a batch needing more is written in\nseveral transactions. At least twice --output-max-bytes")
 	fs.envVar("output-memory", "FANIN_OUTPUT_MEMORY")
 
 	fs.BoolVar(&c.CreateStreams, "create-streams", false, "create missing streams with the original settings (EVENTS 7 d/256 MiB, RESULTS 30 d/2 GiB);\nwithout it a missing stream is reported and waited for")

@@ -44,7 +44,7 @@ type Config struct {
 	MaxAckPending int
 
 	// OutputMemory caps the bytes of output a Completer fetched that the loop holds at once,
-	// from fetching them to settling their batch (default 256 MiB): a batch whose results
+	// from fetching them to settling their batch (default 128 MiB): a batch whose results
 	// need more is written in several transactions.
 	OutputMemory int64
 
@@ -85,7 +85,7 @@ func Results() Config {
 const GroupTarget = 8000
 
 // DefaultOutputMemory is the default Config.OutputMemory.
-const DefaultOutputMemory = 256 << 20
+const DefaultOutputMemory = 128 << 20
 
 // outputMemory returns the effective OutputMemory.
 func (c Config) outputMemory() int64 {

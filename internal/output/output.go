@@ -93,9 +93,6 @@ func New(js jetstream.JetStream, cfg Config, mp metric.MeterProvider, log *slog.
 	return &Resolver{js: js, cfg: cfg, log: log.With("bucket", cfg.Bucket), metrics: m}, nil
 }
 
-// Config returns the resolver's configuration.
-func (v *Resolver) Config() Config { return v.cfg }
-
 // job is one object a record names.
 type job struct {
 	rec   int    // index in recs
@@ -123,8 +120,8 @@ func jobs(recs []codec.Record) []job {
 
 // Sizes reports, for each record, about how many bytes Complete will hold for it: the sizes of
 // the objects it names, each capped at MaxObjectBytes, plus room for a marker; 0 for a record
-// that names none, or only missing ones; sizes is nil when no record names any. errs is nil unless an object could not be looked up
-// now (errs[i] then says why for record i; its size is the cap).
+// that names none, or only missing ones; sizes is nil when no record names any. errs is nil
+// unless an object could not be looked up now (errs[i] then says why for record i).
 func (v *Resolver) Sizes(ctx context.Context, recs []codec.Record) (sizes []int64, errs []error) {
 	js := jobs(recs)
 	if len(js) == 0 {
@@ -210,7 +207,6 @@ func (v *Resolver) Complete(ctx context.Context, recs []codec.Record) (errs []er
 			errs[jb.rec] = fmt.Errorf("%s_object %q: %w", jb.field, jb.key, out[j].err)
 		}
 	}
-	var notFound []string
 	for j, jb := range js {
 		if errs != nil && errs[jb.rec] != nil || !out[j].found {
 			continue
@@ -222,6 +218,7 @@ func (v *Resolver) Complete(ctx context.Context, recs []codec.Record) (errs []er
 			r.Stderr = out[j].text
 		}
 	}
+	var notFound []string
 	for j, jb := range js {
 		if errs != nil && errs[jb.rec] != nil || out[j].note == "" {
 			continue
