@@ -92,6 +92,7 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 	if err != nil {
 		return nil, err
 	}
+	a.health.output.Store(resolver)
 	opts := []batch.Option{batch.WithReplay(empty), batch.WithLogger(log),
 		batch.WithTracerProvider(a.tel.TracerProvider)}
 	if a.tel.Metrics() {

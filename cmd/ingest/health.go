@@ -10,6 +10,7 @@ import (
 
 	"fanin/internal/batch"
 	"fanin/internal/broker"
+	"fanin/internal/output"
 	"fanin/internal/telemetry"
 )
 
@@ -20,6 +21,7 @@ type health struct {
 	loops     atomic.Pointer[[]*batch.Loop]
 	stopping  atomic.Bool
 	lastWrite atomic.Pointer[writeOutcome]
+	output    atomic.Pointer[output.Resolver]
 }
 
 // writeOutcome is the result of the latest write to the database.
@@ -34,7 +36,8 @@ func (h *health) wrote(err error) {
 }
 
 // checks are the readiness conditions: not shutting down, connected to NATS, both durables
-// bound, and the last write to the database (if any) successful. None touches the database:
+// bound, the last write to the database (if any) successful, and the last read of a large
+// output (if any) answered by the object store. None touches the database:
 // the writer's single connection is never borrowed for a probe.
 func (h *health) checks() []telemetry.Check {
 	return []telemetry.Check{
@@ -73,6 +76,12 @@ func (h *health) checks() []telemetry.Check {
 		{Name: "database", Func: func(context.Context) error {
 			if w := h.lastWrite.Load(); w != nil && w.err != nil {
 				return fmt.Errorf("last write failed %s ago: %w", time.Since(w.at).Round(time.Second), w.err)
+			}
+			return nil
+		}},
+		{Name: "output", Func: func(context.Context) error {
+			if r := h.output.Load(); r != nil {
+				return r.Healthy()
 			}
 			return nil
 		}},

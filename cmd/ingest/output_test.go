@@ -231,6 +231,7 @@ func TestObjectStoreLostMidBatchNaksThenLands(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.loops[1] = batch.New(cfg.Results, a.js, a.writer(codec.KindResult), batch.WithLogger(quiet), batch.WithCompleter(res))
+	a.health.output.Store(res)
 	results := a.loops[1]
 	done := make(chan int, 1)
 	go func() { done <- runUntilStopped(runCtx, a) }()
@@ -250,6 +251,10 @@ func TestObjectStoreLostMidBatchNaksThenLands(t *testing.T) {
 	srv.WaitForShutdown()
 	close(serverDown)
 	natstest.Eventually(t, 30*time.Second, "the batch's results naked", func() bool { return results.Stats.Naked.Load() > 0 })
+	readyz := "http://" + a.server.Addr() + "/readyz"
+	if code, body := probe(t, readyz); code != 503 || !strings.Contains(body, "output: last object read failed") {
+		t.Errorf("/readyz while the object store is lost: %d %q, want 503 naming the output", code, body)
+	}
 	if got := results.Stats.Acked.Load(); got != 0 {
 		t.Fatalf("%d results acked while their output could not be read", got)
 	}
@@ -257,6 +262,10 @@ func TestObjectStoreLostMidBatchNaksThenLands(t *testing.T) {
 	srv = natstest.RunAt(t, srv.Dir, port)
 	_, js = natstest.Connect(t, srv.ClientURL())
 	fleettest.WaitDrained(t, js, time.Minute)
+	natstest.Eventually(t, 10*time.Second, "/readyz 200 again", func() bool {
+		code, _ := probe(t, readyz)
+		return code == 200
+	})
 	for i := range n {
 		id := fmt.Sprintf("r-%02d", i)
 		if got := column(t, cfg.DB.Path, "stdout || stderr", id); got != bigText(id, 512<<10) {

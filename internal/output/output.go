@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -73,6 +74,23 @@ type Resolver struct {
 
 	mu    sync.Mutex
 	store jetstream.ObjectStore // nil until the bucket has been found
+
+	lastFailure atomic.Pointer[failure] // of the latest read; nil when it reached the store
+}
+
+// failure is a read that could not reach the object store.
+type failure struct {
+	at  time.Time
+	err error
+}
+
+// Healthy returns an error when the latest object read failed transiently (the object store
+// could not be reached, or did not answer in time), and nil once a read reaches it again.
+func (v *Resolver) Healthy() error {
+	if f := v.lastFailure.Load(); f != nil {
+		return fmt.Errorf("last object read failed %s ago: %w", time.Since(f.at).Round(time.Second), f.err)
+	}
+	return nil
 }
 
 // New returns a resolver. It does no I/O. mp may be nil (no metrics), log too (slog.Default()).
@@ -250,6 +268,7 @@ func (v *Resolver) read(ctx context.Context, jb job) fetchedText {
 	case err != nil:
 		outcome = outcomeFailed
 		f.err = err
+		v.lastFailure.Store(&failure{at: time.Now(), err: err})
 	default:
 		f.text, f.found = text, true
 		if size > v.cfg.MaxObjectBytes {
@@ -257,6 +276,9 @@ func (v *Resolver) read(ctx context.Context, jb job) fetchedText {
 			f.text = appendLine(f.text, fmt.Sprintf("[fanin] %s truncated: kept the first %d of %d bytes of object %q in %q",
 				jb.field, kept, size, jb.key, v.cfg.Bucket))
 		}
+	}
+	if f.err == nil {
+		v.lastFailure.Store(nil)
 	}
 	v.metrics.record(ctx, jb.field, outcome, kept, time.Since(start))
 	return f

@@ -249,6 +249,16 @@ func TestTransientFailuresLeaveTheirRecordsUnchanged(t *testing.T) {
 	if got := recs[1].Result; got.Stdout != "in" || got.Stderr != "in err" {
 		t.Fatalf("a record with a failure must be left unchanged, got %+v", got)
 	}
+
+	// Health follows the latest read: failing until one reaches the store again.
+	r.Complete(context.Background(), []codec.Record{result("2", "", "", "", "q/2/stderr")})
+	if err := r.Healthy(); !errors.Is(err, nats.ErrNoResponders) {
+		t.Fatalf("Healthy after a failed read = %v, want no responders", err)
+	}
+	r.Complete(context.Background(), []codec.Record{result("3", "", "", "q/missing", "")})
+	if err := r.Healthy(); err != nil {
+		t.Fatalf("Healthy after a read the store answered (not found) = %v", err)
+	}
 }
 
 func TestMetricsCountEachOutcome(t *testing.T) {
