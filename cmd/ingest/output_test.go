@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,8 +138,33 @@ func TestFiftyLargeOutputsAmongAThousandLandInOneTransaction(t *testing.T) {
 	}
 	<-js.PublishAsyncComplete()
 
-	r := startApp(t, cfg)
+	// Each read waits until --output-concurrency of them are under way at once (or 10 s).
+	var inFlight, most atomic.Int64
+	var mu sync.Mutex
+	all := make(chan struct{})
+	gate := func() {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		mu.Lock()
+		most.Store(max(most.Load(), n))
+		if n == int64(cfg.Output.Concurrency) && most.Load() == n {
+			select {
+			case <-all:
+			default:
+				close(all)
+			}
+		}
+		mu.Unlock()
+		select {
+		case <-all:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	r := startGated(t, cfg, gate)
 	fleettest.WaitDrained(t, js, time.Minute)
+	if got := most.Load(); got != int64(cfg.Output.Concurrency) {
+		t.Errorf("at most %d objects were read at once, want --output-concurrency (%d)", got, cfg.Output.Concurrency)
+	}
 	results := r.loops[1]
 	if got := results.Stats.Batches.Load(); got != 1 {
 		t.Fatalf("the 1000 results took %d transactions, want 1", got)
@@ -192,6 +218,38 @@ func (g gatedStore) Get(ctx context.Context, name string, opts ...jetstream.GetO
 	return g.ObjectStore.Get(ctx, name, opts...)
 }
 
+// startGated starts the app like startApp, its results projection reading objects through a
+// store whose Get calls gate first.
+func startGated(t *testing.T, cfg *config, gate func()) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := openApp(ctx, cfg, quiet)
+	if err != nil {
+		cancel()
+		t.Fatalf("open: %v", err)
+	}
+	res, err := output.New(gatedJS{a.js, gate}, cfg.Output, nil, quiet)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	a.loops[1] = batch.New(cfg.Results, a.js, a.writer(codec.KindResult), batch.WithLogger(quiet), batch.WithCompleter(res))
+	a.health.output.Store(res)
+	done := make(chan int, 1)
+	go func() { done <- runUntilStopped(ctx, a) }()
+	var once sync.Once
+	code := -1
+	r := &running{app: a, stop: func() int {
+		once.Do(func() {
+			cancel()
+			code = <-done
+		})
+		return code
+	}}
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
 func TestObjectStoreLostMidBatchNaksThenLands(t *testing.T) {
 	srv := natstest.Run(t)
 	port := srv.Addr().(*net.TCPAddr).Port
@@ -219,28 +277,8 @@ func TestObjectStoreLostMidBatchNaksThenLands(t *testing.T) {
 			<-serverDown
 		})
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	a, err := openApp(runCtx, cfg, quiet)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	res, err := output.New(gatedJS{a.js, gate}, cfg.Output, nil, quiet)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	a.loops[1] = batch.New(cfg.Results, a.js, a.writer(codec.KindResult), batch.WithLogger(quiet), batch.WithCompleter(res))
-	a.health.output.Store(res)
-	results := a.loops[1]
-	done := make(chan int, 1)
-	go func() { done <- runUntilStopped(runCtx, a) }()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("exit code %d", code)
-		}
-	}()
+	r := startGated(t, cfg, gate)
+	results := r.loops[1]
 
 	select {
 	case <-midBatch:
@@ -251,7 +289,7 @@ func TestObjectStoreLostMidBatchNaksThenLands(t *testing.T) {
 	srv.WaitForShutdown()
 	close(serverDown)
 	natstest.Eventually(t, 30*time.Second, "the batch's results naked", func() bool { return results.Stats.Naked.Load() > 0 })
-	readyz := "http://" + a.server.Addr() + "/readyz"
+	readyz := "http://" + r.server.Addr() + "/readyz"
 	if code, body := probe(t, readyz); code != 503 || !strings.Contains(body, "output: last object read failed") {
 		t.Errorf("/readyz while the object store is lost: %d %q, want 503 naming the output", code, body)
 	}
@@ -271,5 +309,8 @@ func TestObjectStoreLostMidBatchNaksThenLands(t *testing.T) {
 		if got := column(t, cfg.DB.Path, "stdout || stderr", id); got != bigText(id, 512<<10) {
 			t.Fatalf("%s: stdout is %d bytes (%q…), want its object's %d", id, len(got), got[:min(len(got), 60)], 512<<10)
 		}
+	}
+	if code := r.stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
 	}
 }
