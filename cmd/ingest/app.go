@@ -93,6 +93,13 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 		return nil, err
 	}
 	a.health.output.Store(resolver)
+	switch found, err := resolver.Probe(ctx); {
+	case err != nil:
+		log.Warn("cannot look up the output bucket: will retry as results need it", "bucket", cfg.Output.Bucket, "err", err)
+	case !found:
+		log.Warn("output bucket does not exist: results naming objects in it will keep their inline text, with a note",
+			"bucket", cfg.Output.Bucket)
+	}
 	opts := []batch.Option{batch.WithReplay(empty), batch.WithLogger(log),
 		batch.WithTracerProvider(a.tel.TracerProvider)}
 	if a.tel.Metrics() {

@@ -52,6 +52,8 @@ func TestCommandLine(t *testing.T) {
 			wantErr: "--output-memory (8MiB) must be at least twice --output-max-bytes (16MiB)"},
 		{name: "output budget from env", env: map[string]string{"FANIN_OUTPUT_MEMORY": "1MiB", "FANIN_OUTPUT_MAX_BYTES": "256KiB"},
 			args: []string{"--output-concurrency", "0"}, wantCode: 2, wantErr: "--output-concurrency (0) must be at least 1"},
+		{name: "bad bucket name", args: []string{"--output-bucket", "result.output"}, wantCode: 2,
+			wantErr: `--output-bucket "result.output" is not a bucket name`},
 		{name: "bad sync", args: []string{"--sync", "sometimes"}, wantCode: 2, wantErr: "--sync must be"},
 		{name: "bad env value names the variable", env: map[string]string{"FANIN_BATCH": "many"}, wantCode: 2, wantErr: "$FANIN_BATCH"},
 		{name: "env value checked like the flag", env: map[string]string{"FANIN_BATCH": "20000"}, wantCode: 2, wantErr: "--batch must be"},

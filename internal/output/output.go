@@ -49,8 +49,8 @@ func DefaultConfig() Config {
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
 	switch {
-	case c.Bucket == "":
-		return errors.New("--output-bucket must not be empty")
+	case !validBucket(c.Bucket):
+		return fmt.Errorf("--output-bucket %q is not a bucket name (letters, digits, _ and - only)", c.Bucket)
 	case c.MaxObjectBytes < 1:
 		return fmt.Errorf("--output-max-bytes (%d) must be at least 1", c.MaxObjectBytes)
 	case c.Concurrency < 1:
@@ -59,6 +59,19 @@ func (c Config) Validate() error {
 		return fmt.Errorf("output stall timeout (%s) must be positive", c.StallTimeout)
 	}
 	return nil
+}
+
+// validBucket reports whether name is a valid Object Store bucket name, as JetStream checks it.
+func validBucket(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, c := range name {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // markerRoom is what a note or a truncation marker may add to a text, at most (keys are
@@ -116,6 +129,18 @@ type job struct {
 	rec   int    // index in recs
 	field string // "stdout" or "stderr"
 	key   string
+}
+
+// Probe reports whether the bucket exists, for a line in the log at start: a missing bucket is
+// not an error (results naming objects in it get a note), but an operator should hear of it.
+func (v *Resolver) Probe(ctx context.Context) (found bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, v.cfg.StallTimeout)
+	defer cancel()
+	_, err = v.objectStore(ctx)
+	if isMissing(err) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // jobs lists the objects recs name, in record order, stdout before stderr.

@@ -120,6 +120,9 @@ func TestCompleteWithoutTheBucketKeepsTheInlineText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if found, err := r.Probe(context.Background()); found || err != nil {
+		t.Fatalf("Probe without the bucket = %v, %v; want false, nil", found, err)
+	}
 	recs := []codec.Record{result("1", "inline", "", "q/1/stdout", "")}
 	if _, errs := r.Sizes(context.Background(), recs); errs != nil {
 		t.Fatalf("Sizes: %v", errs)
@@ -129,6 +132,22 @@ func TestCompleteWithoutTheBucketKeepsTheInlineText(t *testing.T) {
 	}
 	if got := recs[0].Result.Stderr; !strings.Contains(got, `"q/1/stdout" not found`) || recs[0].Result.Stdout != "inline" {
 		t.Fatalf("got %+v", recs[0].Result)
+	}
+
+	// Created later, the bucket is found: a missing bucket is not remembered.
+	store, err := js.CreateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: Bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PutString(context.Background(), "q/1/stdout", "late"); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := r.Probe(context.Background()); !found || err != nil {
+		t.Fatalf("Probe with the bucket = %v, %v; want true, nil", found, err)
+	}
+	recs = []codec.Record{result("1", "inline", "", "q/1/stdout", "")}
+	if errs := r.Complete(context.Background(), recs); errs != nil || recs[0].Result.Stdout != "late" {
+		t.Fatalf("after the bucket was created: %v, %+v", errs, recs[0].Result)
 	}
 }
 
