@@ -179,6 +179,8 @@ func (v *Resolver) Sizes(ctx context.Context, recs []codec.Record) (sizes []int6
 		case err != nil:
 			jerrs[j] = err
 			got[j] = v.cfg.MaxObjectBytes + markerRoom
+		case info.Opts != nil && info.Opts.Link != nil:
+			got[j] = v.cfg.MaxObjectBytes + markerRoom // a link's size is its target's, unknown here
 		default:
 			got[j] = min(int64(info.Size), v.cfg.MaxObjectBytes) + markerRoom
 		}

@@ -365,3 +365,27 @@ func TestAnObjectNamedTwiceInABatchIsReadOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestALinkIsFollowedAndReservedAtTheCap(t *testing.T) {
+	js, store := setup(t, map[string]string{"q/real": "linked text"})
+	ctx := context.Background()
+	info, err := store.GetInfo(ctx, "q/real")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.AddLink(ctx, "q/link", info); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(js, DefaultConfig(), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []codec.Record{result("1", "", "", "q/link", "")}
+	sizes, errs := r.Sizes(ctx, recs)
+	if errs != nil || sizes[0] < DefaultConfig().MaxObjectBytes {
+		t.Fatalf("Sizes of a link = %v, %v; want the cap reserved", sizes, errs)
+	}
+	if errs := r.Complete(ctx, recs); errs != nil || recs[0].Result.Stdout != "linked text" {
+		t.Fatalf("Complete through a link: %v, %+v", errs, recs[0].Result)
+	}
+}
