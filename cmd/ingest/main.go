@@ -1,5 +1,6 @@
 // Command ingest projects a PC fleet's execution events from NATS JetStream into SQLite, in
-// batches: JetStream → batch (fetch) → codec (decode) → sink (one transaction) → ack.
+// batches: JetStream → batch (fetch) → codec (decode) → output (large stdout/stderr from the
+// Object Store, results only) → sink (one transaction) → ack.
 //
 //	ingest [run] [flags]   ingest until SIGINT/SIGTERM (the default)
 //	ingest migrate [flags] apply the database migrations and exit
