@@ -283,6 +283,11 @@ func (v *Resolver) Complete(ctx context.Context, recs []codec.Record) (errs []er
 func (v *Resolver) read(ctx context.Context, jb job) fetchedText {
 	start := time.Now()
 	text, kept, size, err := v.get(ctx, jb.key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		if cerr := v.confirmMissing(ctx, jb.key); cerr != nil {
+			err = cerr // not known to be missing after all: retried later
+		}
+	}
 	var f fetchedText
 	outcome := outcomeFetched
 	switch {

@@ -389,3 +389,65 @@ func TestALinkIsFollowedAndReservedAtTheCap(t *testing.T) {
 		t.Fatalf("Complete through a link: %v, %+v", errs, recs[0].Result)
 	}
 }
+
+func TestNotFoundIsConfirmedWithTheStreamLeader(t *testing.T) {
+	js, store := setup(t, map[string]string{"q/1/stdout": "uploaded", "q/2/stdout": "soon deleted"})
+	ctx := context.Background()
+	if err := store.Delete(ctx, "q/2/stdout"); err != nil {
+		t.Fatal(err)
+	}
+	// A replica that has not applied the upload yet answers the lookup "not found", once.
+	var stale atomic.Bool
+	stale.Store(true)
+	gate := func(ctx context.Context, name string) error {
+		if name == "q/1/stdout" && stale.CompareAndSwap(true, false) {
+			return jetstream.ErrObjectNotFound
+		}
+		return nil
+	}
+	r, err := New(gatedJS{js, gate}, DefaultConfig(), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []codec.Record{result("1", "inline", "", "q/1/stdout", ""), result("2", "inline", "", "q/2/stdout", ""),
+		result("3", "inline", "", "q/never/stdout", "")}
+	errs := r.Complete(ctx, recs)
+	if len(errs) != 3 || !errors.Is(errs[0], errReplicaBehind) || errs[1] != nil || errs[2] != nil {
+		t.Fatalf("errs = %v; want the stale lookup retried, the deleted and the never-uploaded objects noted", errs)
+	}
+	if got := recs[0].Result; got.Stdout != "inline" || got.Stderr != "" {
+		t.Fatalf("a stale not-found stored %+v: the output would be lost", got)
+	}
+	for _, i := range []int{1, 2} {
+		if !strings.Contains(recs[i].Result.Stderr, "not found") {
+			t.Errorf("record %d: stderr %q, want the note", i, recs[i].Result.Stderr)
+		}
+	}
+	// Retried once the replica has caught up, it lands.
+	if errs := r.Complete(ctx, recs[:1]); errs != nil || recs[0].Result.Stdout != "uploaded" {
+		t.Fatalf("retry: %v, %+v", errs, recs[0].Result)
+	}
+}
+
+func TestAPIPrefixFollowsTheDomain(t *testing.T) {
+	srv := natstest.Run(t)
+	nc, _ := natstest.Connect(t, srv.ClientURL())
+	plain, err1 := jetstream.New(nc)
+	domain, err2 := jetstream.NewWithDomain(nc, "hub")
+	prefixed, err3 := jetstream.NewWithAPIPrefix(nc, "$JS.acc.API")
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		js   jetstream.JetStream
+		want string
+	}{{plain, "$JS.API."}, {domain, "$JS.hub.API."}, {prefixed, "$JS.acc.API."}} {
+		r, err := New(tc.js, DefaultConfig(), nil, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.apiPrefix(); got != tc.want {
+			t.Errorf("apiPrefix = %q, want %q", got, tc.want)
+		}
+	}
+}
