@@ -71,11 +71,20 @@ type running struct {
 
 func startApp(t *testing.T, cfg *config) *running {
 	t.Helper()
+	return startPrepared(t, cfg, nil)
+}
+
+// startPrepared is startApp calling prepare, if set, between opening the app and running it.
+func startPrepared(t *testing.T, cfg *config, prepare func(*app)) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := openApp(ctx, cfg, quiet)
 	if err != nil {
 		cancel()
 		t.Fatalf("open: %v", err)
+	}
+	if prepare != nil {
+		prepare(a)
 	}
 	done := make(chan int, 1)
 	go func() { done <- runUntilStopped(ctx, a) }()

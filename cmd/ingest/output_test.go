@@ -194,60 +194,19 @@ func TestFiftyLargeOutputsAmongAThousandLandInOneTransaction(t *testing.T) {
 	}
 }
 
-// gatedJS hands out object stores whose Get calls gate first.
-type gatedJS struct {
-	jetstream.JetStream
-	gate func()
-}
-
-func (g gatedJS) ObjectStore(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
-	s, err := g.JetStream.ObjectStore(ctx, bucket)
-	if err != nil {
-		return nil, err
-	}
-	return gatedStore{s, g.gate}, nil
-}
-
-type gatedStore struct {
-	jetstream.ObjectStore
-	gate func()
-}
-
-func (g gatedStore) Get(ctx context.Context, name string, opts ...jetstream.GetObjectOpt) (jetstream.ObjectResult, error) {
-	g.gate()
-	return g.ObjectStore.Get(ctx, name, opts...)
-}
-
 // startGated starts the app like startApp, its results projection reading objects through a
 // store whose Get calls gate first.
 func startGated(t *testing.T, cfg *config, gate func()) *running {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := openApp(ctx, cfg, quiet)
-	if err != nil {
-		cancel()
-		t.Fatalf("open: %v", err)
-	}
-	res, err := output.New(gatedJS{a.js, gate}, cfg.Output, nil, quiet)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	a.loops[1] = batch.New(cfg.Results, a.js, a.writer(codec.KindResult), batch.WithLogger(quiet), batch.WithCompleter(res))
-	a.health.output.Store(res)
-	done := make(chan int, 1)
-	go func() { done <- runUntilStopped(ctx, a) }()
-	var once sync.Once
-	code := -1
-	r := &running{app: a, stop: func() int {
-		once.Do(func() {
-			cancel()
-			code = <-done
-		})
-		return code
-	}}
-	t.Cleanup(func() { r.stop() })
-	return r
+	return startPrepared(t, cfg, func(a *app) {
+		js := natstest.GateObjectGets(a.js, func(context.Context, string) error { gate(); return nil })
+		res, err := output.New(js, cfg.Output, nil, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.loops[1] = batch.New(cfg.Results, a.js, a.writer(codec.KindResult), batch.WithLogger(quiet), batch.WithCompleter(res))
+		a.health.output.Store(res)
+	})
 }
 
 func TestObjectStoreLostMidBatchNaksThenLands(t *testing.T) {

@@ -103,13 +103,10 @@ func (f *fakeOutput) written(recs []codec.Record) error {
 	return nil
 }
 
+// resultsConfig is testConfig for the results projection.
 func resultsConfig() batch.Config {
-	c := batch.Results()
-	c.BatchSize = 100
-	c.MaxWait = 50 * time.Millisecond
-	c.AckWait = 6 * time.Second
-	c.RetryInitial = 20 * time.Millisecond
-	c.RetryMax = 200 * time.Millisecond
+	c, r := testConfig(), batch.Results()
+	c.Stream, c.Durable, c.FilterSubject, c.Kind = r.Stream, r.Durable, r.FilterSubject, r.Kind
 	return c
 }
 

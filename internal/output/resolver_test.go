@@ -151,32 +151,6 @@ func TestCompleteWithoutTheBucketKeepsTheInlineText(t *testing.T) {
 	}
 }
 
-// gatedJS hands out object stores whose Get waits at a gate, and fails the keys in fail.
-type gatedJS struct {
-	jetstream.JetStream
-	gate func(ctx context.Context, name string) error
-}
-
-func (g gatedJS) ObjectStore(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
-	s, err := g.JetStream.ObjectStore(ctx, bucket)
-	if err != nil {
-		return nil, err
-	}
-	return gatedStore{s, g.gate}, nil
-}
-
-type gatedStore struct {
-	jetstream.ObjectStore
-	gate func(ctx context.Context, name string) error
-}
-
-func (g gatedStore) Get(ctx context.Context, name string, opts ...jetstream.GetObjectOpt) (jetstream.ObjectResult, error) {
-	if err := g.gate(ctx, name); err != nil {
-		return nil, err
-	}
-	return g.ObjectStore.Get(ctx, name, opts...)
-}
-
 func TestCompleteReadsConcurrentlyWithinTheLimit(t *testing.T) {
 	const objects, concurrency = 50, 8
 	objs := map[string]string{}
@@ -213,7 +187,7 @@ func TestCompleteReadsConcurrentlyWithinTheLimit(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.Concurrency = concurrency
-	r, err := New(gatedJS{js, gate}, cfg, nil, quiet)
+	r, err := New(natstest.GateObjectGets(js, gate), cfg, nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +227,7 @@ func TestTransientFailuresLeaveTheirRecordsUnchanged(t *testing.T) {
 		}
 		return nil
 	}
-	r, err := New(gatedJS{js, gate}, DefaultConfig(), nil, quiet)
+	r, err := New(natstest.GateObjectGets(js, gate), DefaultConfig(), nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +318,7 @@ func abbrev(s string) string {
 func TestAnObjectNamedTwiceInABatchIsReadOnce(t *testing.T) {
 	js, _ := setup(t, map[string]string{"q/1/stdout": "once"})
 	var gets atomic.Int64
-	r, err := New(gatedJS{js, func(context.Context, string) error { gets.Add(1); return nil }}, DefaultConfig(), nil, quiet)
+	r, err := New(natstest.GateObjectGets(js, func(context.Context, string) error { gets.Add(1); return nil }), DefaultConfig(), nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +379,7 @@ func TestNotFoundIsConfirmedWithTheStreamLeader(t *testing.T) {
 		}
 		return nil
 	}
-	r, err := New(gatedJS{js, gate}, DefaultConfig(), nil, quiet)
+	r, err := New(natstest.GateObjectGets(js, gate), DefaultConfig(), nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
