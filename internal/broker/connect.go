@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -12,7 +16,9 @@ import (
 
 // ConnConfig says how to reach NATS. The security options work as the nats CLI's do.
 type ConnConfig struct {
-	// URL is one or more server URLs, comma-separated (nats://, tls://).
+	// URL is one or more server URLs, comma-separated: nats://, tls://, ws:// or wss://, or a
+	// bare host:port (read as nats://). A URL without a port gets the scheme's default (4222,
+	// or 80 and 443 for ws and wss).
 	URL string
 	// Creds is a credentials file (JWT + NKey seed), or "".
 	Creds string
@@ -23,20 +29,120 @@ type ConnConfig struct {
 	Name string
 }
 
+// Validate reports the first setting that can never work, whatever the network does: a server
+// URL nats.go could not dial (as a *SettingError), or half a client key pair. A server that is
+// down, or a name that does not resolve yet, is not an error: Connect waits for it.
+func (c ConnConfig) Validate() error {
+	if err := validateURLs(c.URL); err != nil {
+		return err
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--nats-tls-cert and --nats-tls-key go together")
+	}
+	return nil
+}
+
+// urlSchemes are the schemes nats.go speaks; the ws ones are websocket.
+var urlSchemes = map[string]bool{"nats": false, "tls": false, "ws": true, "wss": true}
+
+// validateURLs checks each comma-separated entry of urls as nats.go will read it.
+func validateURLs(urls string) error {
+	if strings.TrimSpace(urls) == "" {
+		return &SettingError{Setting: SettingURL, Err: errors.New("must not be empty")}
+	}
+	entries := strings.Split(urls, ",")
+	var first *url.URL
+	for i, e := range entries {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			// nats.go skips it, and dials 127.0.0.1:4222 when nothing is left: most likely a
+			// list built from a variable that is unset.
+			return &SettingError{Setting: SettingURL,
+				Err: fmt.Errorf("entry %d of %d is empty (a comma too many?)", i+1, len(entries))}
+		}
+		u, err := parseURL(e)
+		if err != nil {
+			return &SettingError{Setting: SettingURL, Value: redact(e), Err: err}
+		}
+		if first == nil {
+			first = u
+		} else if urlSchemes[u.Scheme] != urlSchemes[first.Scheme] {
+			return &SettingError{Setting: SettingURL, Value: redact(e),
+				Err: fmt.Errorf("%s:// cannot be mixed with %s:// in one list", u.Scheme, first.Scheme)}
+		}
+	}
+	return nil
+}
+
+// parseURL parses one entry of the URL list, a bare host:port as nats.go does (nats://).
+func parseURL(s string) (*url.URL, error) {
+	if !strings.Contains(s, "://") {
+		// nats.go would dial a bare word at port 4222; such a word is far more often a
+		// mistake (a file name, a flag value out of place) than a host.
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return nil, errors.New("want host:port, or a URL nats://, tls://, ws:// or wss://")
+		}
+		s = "nats://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // without the URL, which may hold a password
+		}
+		return nil, err
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	if _, ok := urlSchemes[u.Scheme]; !ok {
+		return nil, fmt.Errorf("scheme %q is not nats, tls, ws or wss", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return nil, errors.New("no host")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("port %s is not between 1 and 65535", p)
+		}
+	}
+	return u, nil
+}
+
+// redact replaces the user information of a URL (a password, a token) by "xxxxx", keeping a
+// user name; it works on text that does not parse as a URL too.
+func redact(s string) string {
+	start := strings.Index(s, "://")
+	if start < 0 {
+		return s
+	}
+	start += 3
+	auth := s[start:]
+	if i := strings.IndexAny(auth, "/?#"); i >= 0 {
+		auth = auth[:i]
+	}
+	at := strings.LastIndex(auth, "@")
+	if at < 0 {
+		return s
+	}
+	user := ""
+	if i := strings.Index(auth[:at], ":"); i >= 0 {
+		user = auth[:i+1]
+	}
+	return s[:start] + user + "xxxxx" + s[start+at:]
+}
+
 // Conn is a NATS connection with a way to drain it completely.
 type Conn struct {
 	*nats.Conn
 	closed chan struct{}
+	log    *slog.Logger
 }
 
 // Connect dials NATS. A server that is down at start is retried in the background, forever, as
-// is a lost connection later: the pull loops back off until it is up.
+// is a lost connection later: the pull loops back off until it is up. A setting that can never
+// work (see ConnConfig.Validate) is an error at once.
 func Connect(ctx context.Context, cfg ConnConfig, log *slog.Logger) (*Conn, error) {
-	if cfg.URL == "" {
-		return nil, errors.New("--nats-url must not be empty")
-	}
-	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
-		return nil, errors.New("--nats-tls-cert and --nats-tls-key go together")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	closed := make(chan struct{})
 	name := cfg.Name
@@ -71,21 +177,40 @@ func Connect(ctx context.Context, cfg ConnConfig, log *slog.Logger) (*Conn, erro
 	}
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", cfg.URL, err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactAll(cfg.URL), err)
 	}
 	if !nc.IsConnected() {
-		log.Warn("NATS is not reachable yet: retrying in the background", "url", cfg.URL)
+		log.Warn("NATS is not reachable yet: retrying in the background", "url", redactAll(cfg.URL))
 	}
-	return &Conn{Conn: nc, closed: closed}, nil
+	return &Conn{Conn: nc, closed: closed, log: log}, nil
+}
+
+// redactAll redacts each entry of a comma-separated URL list.
+func redactAll(urls string) string {
+	entries := strings.Split(urls, ",")
+	for i, e := range entries {
+		entries[i] = redact(e)
+	}
+	return strings.Join(entries, ",")
 }
 
 // Drain flushes what the client still holds (acks above all), unsubscribes, closes the
 // connection, and waits until it is closed or ctx ends. nats.Conn.Drain alone returns at once.
+//
+// A connection that is not connected (NATS down since the start, or reconnecting) cannot be
+// drained: it is closed, and the acks it buffered are dropped. That is not an error: their
+// messages are redelivered after AckWait and written again, idempotently; nothing is lost.
 func (c *Conn) Drain(ctx context.Context) error {
 	if c.IsClosed() {
 		return nil
 	}
-	if err := c.Conn.Drain(); err != nil {
+	switch err := c.Conn.Drain(); {
+	case errors.Is(err, nats.ErrConnectionReconnecting): // nats.go closed it
+		c.log.Warn("NATS not connected at shutdown: closed without flushing; unacked messages will be redelivered")
+		return nil
+	case errors.Is(err, nats.ErrConnectionClosed):
+		return nil
+	case err != nil:
 		c.Close()
 		return fmt.Errorf("drain NATS connection: %w", err)
 	}

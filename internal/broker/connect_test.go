@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log/slog"
 	"math/big"
@@ -133,5 +134,81 @@ func TestDrainWaitsUntilClosed(t *testing.T) {
 	}
 	if !c.IsClosed() {
 		t.Fatal("Drain returned before the connection was closed")
+	}
+}
+
+func TestValidateRefusesURLsThatCanNeverBeDialed(t *testing.T) {
+	for _, tc := range []struct {
+		url     string
+		wantErr string // "" for a valid one
+	}{
+		{url: "nats://127.0.0.1:4222"},
+		{url: "tls://nats.example.com:4443"},
+		{url: "ws://127.0.0.1:8080/ws"},
+		{url: "wss://nats.example.com"},
+		{url: "NATS://127.0.0.1:4222"},
+		{url: "nats://nats"}, // a host on the default port
+		{url: "127.0.0.1:4222"},
+		{url: "[::1]:4222"},
+		{url: " nats://a:4222 , nats://b:4222 "},
+		{url: "nats://user:pass@a:4222,b:4222"},
+		{url: "", wantErr: "server URL: must not be empty"},
+		{url: "  ", wantErr: "server URL: must not be empty"},
+		{url: ",,", wantErr: "server URL: entry 1 of 3 is empty"},
+		{url: "nats://a:4222,", wantErr: "server URL: entry 2 of 2 is empty"},
+		{url: "nats://127.0.0.1:99999", wantErr: `server URL "nats://127.0.0.1:99999": port 99999 is not between 1 and 65535`},
+		{url: "nats://127.0.0.1:0", wantErr: "port 0 is not between 1 and 65535"},
+		{url: "nats://127.0.0.1:x", wantErr: `invalid port ":x" after host`},
+		{url: "http://127.0.0.1:4222", wantErr: `server URL "http://127.0.0.1:4222": scheme "http" is not nats, tls, ws or wss`},
+		{url: "garbage", wantErr: `server URL "garbage": want host:port, or a URL`},
+		{url: "::1", wantErr: "want host:port"},
+		{url: "nats://:4222", wantErr: "no host"},
+		{url: "nats://a:4222,ws://b:80", wantErr: `server URL "ws://b:80": ws:// cannot be mixed with nats://`},
+		{url: "nats://user:secret@a:99999", wantErr: `server URL "nats://user:xxxxx@a:99999"`},
+		{url: "nats://s3cr3t@a:99999", wantErr: `server URL "nats://xxxxx@a:99999"`},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			err := ConnConfig{URL: tc.url}.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate(%q) = %v, want nil", tc.url, err)
+				}
+				return
+			}
+			var se *SettingError
+			if !errors.As(err, &se) || se.Setting != SettingURL {
+				t.Fatalf("Validate(%q) = %v (%T), want a *SettingError about the URL", tc.url, err, err)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate(%q) = %q, want it to contain %q", tc.url, err, tc.wantErr)
+			}
+			if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "s3cr3t") {
+				t.Fatalf("the error shows the password: %q", err)
+			}
+		})
+	}
+}
+
+func TestConnectRefusesAnInvalidURLAtOnce(t *testing.T) {
+	_, err := Connect(context.Background(), ConnConfig{URL: "http://127.0.0.1:4222"}, quiet)
+	var se *SettingError
+	if !errors.As(err, &se) {
+		t.Fatalf("got %v, want a *SettingError", err)
+	}
+}
+
+func TestDrainOfAConnectionThatNeverConnectedIsNotAnError(t *testing.T) {
+	c, err := Connect(context.Background(), ConnConfig{URL: "nats://127.0.0.1:1"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IsConnected() {
+		t.Fatal("connected to port 1")
+	}
+	if err := c.Drain(context.Background()); err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	if !c.IsClosed() {
+		t.Fatal("Drain left the connection open")
 	}
 }

@@ -1,0 +1,95 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStartEmbeddedRefusesAFileAsDataDir(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := StartEmbedded(context.Background(), "127.0.0.1:0", file, quiet)
+	var se *SettingError
+	if !errors.As(err, &se) || se.Setting != SettingDataDir || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("got %v, want a data dir error saying it is not a directory", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("took %s", d)
+	}
+}
+
+func TestStartEmbeddedCreatesAMissingDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	e, err := StartEmbedded(context.Background(), "127.0.0.1:0", dir, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Shutdown()
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Fatalf("data dir not created: %v", err)
+	}
+}
+
+func TestStartEmbeddedSaysThePortIsTaken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	start := time.Now()
+	_, err = StartEmbedded(context.Background(), l.Addr().String(), t.TempDir(), quiet)
+	var se *SettingError
+	if !errors.As(err, &se) || se.Setting != SettingListenAddr || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("got %v, want a listen address error saying it is in use", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("took %s", d)
+	}
+}
+
+func TestStartEmbeddedReportsTheServersFailureAtOnce(t *testing.T) {
+	// The data dir is fine, but JetStream cannot create its own directory in it.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "jetstream"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := StartEmbedded(context.Background(), "127.0.0.1:0", dir, quiet)
+	t.Log(err)
+	if err == nil || !strings.Contains(err.Error(), "JetStream") {
+		t.Fatalf("got %v, want the server's JetStream error", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %s: waited for the readiness timeout", d)
+	}
+}
+
+func TestStartEmbeddedStopsWithTheContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := StartEmbedded(ctx, "127.0.0.1:0", t.TempDir(), quiet)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+func TestValidateListenAddr(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1:4222": "", ":0": "", "localhost:0": "",
+		"4222": "want host:port", "127.0.0.1:99999": "not between 0 and 65535", "127.0.0.1:x": "not between",
+	} {
+		err := ValidateListenAddr(addr)
+		if (want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), want) {
+			t.Errorf("ValidateListenAddr(%q) = %v, want %q", addr, err, want)
+		}
+	}
+}
