@@ -3,7 +3,10 @@ package batch
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"fanin/internal/codec"
 )
@@ -111,13 +114,24 @@ func (c Config) maxAckPending() int {
 	return max((c.groupBatches()+2)*c.BatchSize, 1000)
 }
 
-// Validate reports the first setting that cannot work, naming its flag.
+// Validate reports the first setting that cannot work, naming its flag or, for the stream and
+// durable names, its field ("stream name", "durable name"): JetStream refuses a name with
+// whitespace, control characters, '.', '*', '>', '/' or '\', or longer than 255 bytes.
 func (c Config) Validate() error {
+	for _, n := range []struct{ field, name string }{{"stream name", c.Stream}, {"durable name", c.Durable}} {
+		const maxLen = 255 // JSMaxNameLen of nats-server: a name is also a file name
+		switch {
+		case n.name == "":
+			return fmt.Errorf("%s must not be empty", n.field)
+		case strings.ContainsFunc(n.name, func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune(".*>/\\", r) }):
+			return fmt.Errorf(`%s %q: must not contain whitespace, '.', '*', '>', '/' or '\'`, n.field, n.name)
+		case strings.ContainsFunc(n.name, unicode.IsControl) || !utf8.ValidString(n.name):
+			return fmt.Errorf("%s %q: must not contain control characters or invalid UTF-8", n.field, n.name)
+		case len(n.name) > maxLen:
+			return fmt.Errorf("%s %.20q…: %d bytes, more than JetStream's %d", n.field, n.name, len(n.name), maxLen)
+		}
+	}
 	switch {
-	case c.Stream == "":
-		return errors.New("stream name must not be empty")
-	case c.Durable == "":
-		return errors.New("durable name must not be empty")
 	case c.FilterSubject == "":
 		return errors.New("filter subject must not be empty")
 	case c.Kind != codec.KindStarted && c.Kind != codec.KindResult:
