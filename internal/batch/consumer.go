@@ -5,22 +5,68 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"fanin/internal/codec"
 )
 
 // ErrStreamMissing is returned (wrapped) by EnsureConsumer when the stream does not exist yet.
 var ErrStreamMissing = errors.New("stream missing")
 
-// ErrIncompatibleDurable is returned (wrapped) by EnsureConsumer when the durable exists with a
-// setting that cannot be updated in place.
-var ErrIncompatibleDurable = errors.New("incompatible durable")
+// ErrForeignDurable is returned (wrapped) by EnsureConsumer, and by Run, when the durable feeds
+// another database than the Ledger's: this instance's --db is not the one the durable's acks
+// stand for (a typo, a new path), and consuming would take its share of the stream into the
+// wrong file. BindOptions.Adopt overrides it.
+var ErrForeignDurable = errors.New("durable feeds another database")
+
+// MetadataDatabase is the consumer metadata key holding the identity of the database a durable
+// feeds (Ledger.DatabaseID).
+const MetadataDatabase = "fanin.database"
+
+// Ledger is what the loop keeps in the database about its durable, so that a durable need not
+// be trusted blindly: which database it feeds, and a stream position up to which every message
+// is in that database. The sink implements it.
+type Ledger interface {
+	// DatabaseID is the database's identity, recorded in the durables' metadata.
+	DatabaseID(ctx context.Context) (string, error)
+	// SafePoint returns the position SaveSafePoint recorded for this incarnation of the stream
+	// (0: none; the stream is then read from its start).
+	SafePoint(ctx context.Context, stream, durable string, streamCreated time.Time) (uint64, error)
+	// SaveSafePoint records that every message up to seq is in the database.
+	SaveSafePoint(ctx context.Context, stream, durable string, streamCreated time.Time, seq uint64) error
+	// ResetForReplay prepares an empty projection for a replay from the start of the streams
+	// (domain.md, "Replay"); it does nothing to a projection that is not empty.
+	ResetForReplay(ctx context.Context) (bool, error)
+}
+
+// BindOptions say how EnsureConsumer may treat an existing durable.
+type BindOptions struct {
+	// Replay recreates a durable that has acknowledged messages before, so the whole stream is
+	// delivered anew: set it when the database is empty (wiped), which is safe because every
+	// write is idempotent.
+	Replay bool
+	// Adopt takes over a durable that feeds another database: it is recreated to deliver the
+	// whole stream into this one.
+	Adopt bool
+	// Ledger, when set, ties the durable to its database and keeps its safe point.
+	Ledger Ledger
+	// CreateStream, when set, is called when the stream does not exist, and binding goes on
+	// if it succeeds (--create-streams).
+	CreateStream func(ctx context.Context) error
+}
+
+// Binding is a durable as EnsureConsumer bound it.
+type Binding struct {
+	Consumer jetstream.Consumer
+	// StreamCreated is the creation time of the stream: its incarnation.
+	StreamCreated time.Time
+	// DatabaseID is what the durable's metadata says it feeds ("" without a Ledger).
+	DatabaseID string
+}
 
 // consumerConfig is the durable's configuration as fanin needs it.
-func (c Config) consumerConfig() jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
+func (c Config) consumerConfig(dbID string) jetstream.ConsumerConfig {
+	cc := jetstream.ConsumerConfig{
 		Durable:       c.Durable,
 		Description:   fmt.Sprintf("fanin %s projection", c.Kind),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -33,55 +79,121 @@ func (c Config) consumerConfig() jetstream.ConsumerConfig {
 		MaxAckPending: c.maxAckPending(),
 		ReplayPolicy:  jetstream.ReplayInstantPolicy,
 	}
+	if dbID != "" {
+		cc.Metadata = map[string]string{MetadataDatabase: dbID}
+	}
+	return cc
 }
 
-// EnsureConsumer binds the projection's durable, creating it when missing. When it exists with
-// other settings, the ones fanin depends on (filter, ack wait, max ack pending, max deliver)
-// are updated and the change is logged; an ack policy other than explicit cannot be updated and
-// is an error.
+// unsafeChanges lists the settings of have, an existing durable, under which it may have passed
+// over messages fanin needs: a different filter skips them, another ack policy acks them
+// without fanin, a MaxDeliver gives up on them. Its position can then not be trusted, and
+// updating the settings in place would not bring those messages back.
+func unsafeChanges(have, want jetstream.ConsumerConfig) []any {
+	var ch []any
+	if have.FilterSubject != want.FilterSubject || len(have.FilterSubjects) > 0 {
+		filter := fmt.Sprintf("%q", have.FilterSubject)
+		if len(have.FilterSubjects) > 0 {
+			filter = fmt.Sprintf("%q", have.FilterSubjects)
+		}
+		ch = append(ch, "filter_subject", fmt.Sprintf("%s, want %q", filter, want.FilterSubject))
+	}
+	if have.AckPolicy != want.AckPolicy {
+		ch = append(ch, "ack_policy", fmt.Sprintf("%s, want %s", have.AckPolicy, want.AckPolicy))
+	}
+	if have.MaxDeliver > 0 {
+		ch = append(ch, "max_deliver", fmt.Sprintf("%d, want %d", have.MaxDeliver, want.MaxDeliver))
+	}
+	return ch
+}
+
+// EnsureConsumer binds the projection's durable, creating it when missing, and checks that it
+// is still fanin's:
 //
-// With replay set, a durable that has acknowledged messages before is deleted and created
-// again, so the whole stream is delivered anew: the caller sets it when the database is empty
-// (wiped or new), which is safe because every write is idempotent.
-func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c Config, replay bool, log *slog.Logger) (jetstream.Consumer, error) {
+//   - A durable whose metadata names another database than the Ledger's is refused
+//     (ErrForeignDurable) unless o.Adopt; a durable that names none (the original projector's,
+//     or one bound before fanin recorded identities) is adopted and labelled.
+//   - A durable whose settings let it pass over messages (another filter, ack policy or a
+//     MaxDeliver: see unsafeChanges), changed outside fanin, is recreated to deliver again
+//     from the Ledger's safe point (or from the start of the stream), and the change is logged
+//     as an error: its position is not to be trusted.
+//   - Settings that cost no message (ack wait, max ack pending, a backoff, the label) are
+//     updated in place, and the change is logged.
+//
+// A durable created for a missing one delivers from the safe point too. With o.Replay, a
+// durable that has acknowledged messages before is recreated to deliver the whole stream.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c Config, o BindOptions, log *slog.Logger) (Binding, error) {
 	stream, err := js.Stream(ctx, c.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) && o.CreateStream != nil {
+		if err = o.CreateStream(ctx); err == nil {
+			stream, err = js.Stream(ctx, c.Stream)
+		}
+	}
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("stream %s: %w", c.Stream, ErrStreamMissing)
+		return Binding{}, fmt.Errorf("stream %s: %w", c.Stream, ErrStreamMissing)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", c.Stream, err)
+		return Binding{}, fmt.Errorf("stream %s: %w", c.Stream, err)
 	}
-	want := c.consumerConfig()
+	b := binder{stream: stream, cfg: c, o: o, log: log, created: stream.CachedInfo().Created}
+	if o.Ledger != nil {
+		if b.dbID, err = o.Ledger.DatabaseID(ctx); err != nil {
+			return Binding{}, err
+		}
+	}
+	cons, err := b.bind(ctx)
+	if err != nil {
+		return Binding{}, err
+	}
+	return Binding{Consumer: cons, StreamCreated: b.created, DatabaseID: b.dbID}, nil
+}
 
-	cons, err := stream.Consumer(ctx, c.Durable)
+// binder is one EnsureConsumer call.
+type binder struct {
+	stream  jetstream.Stream
+	cfg     Config
+	o       BindOptions
+	log     *slog.Logger
+	created time.Time // the stream's incarnation
+	dbID    string    // the Ledger's database; "" without one
+}
+
+func (b *binder) bind(ctx context.Context) (jetstream.Consumer, error) {
+	c := b.cfg
+	want := c.consumerConfig(b.dbID)
+	cons, err := b.stream.Consumer(ctx, c.Durable)
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		return createConsumer(ctx, stream, want, log)
+		return b.recreate(ctx, want, false, "")
 	case err != nil:
 		return nil, fmt.Errorf("durable %s on %s: %w", c.Durable, c.Stream, err)
 	}
 	info := cons.CachedInfo()
-
-	if replay && info.AckFloor.Stream > 0 {
-		log.Warn("database is empty but the durable has acknowledged messages: recreating it to project the whole stream again",
-			"stream", c.Stream, "durable", c.Durable, "ack_floor", info.AckFloor.Stream)
-		if err := stream.DeleteConsumer(ctx, c.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return nil, fmt.Errorf("delete durable %s for replay: %w", c.Durable, err)
-		}
-		return createConsumer(ctx, stream, want, log)
-	}
-
 	have := info.Config
-	if have.AckPolicy != jetstream.AckExplicitPolicy {
-		return nil, fmt.Errorf("durable %s on %s has ack policy %s; fanin needs explicit acks: delete the durable or choose another with --%s-durable: %w",
-			c.Durable, c.Stream, have.AckPolicy, flagPrefix(c.Kind), ErrIncompatibleDurable)
+
+	if theirs := have.Metadata[MetadataDatabase]; b.dbID != "" && theirs != "" && theirs != b.dbID {
+		if !b.o.Adopt {
+			return nil, fmt.Errorf("durable %s on %s feeds database %s, not this one (%s): refusing to consume; "+
+				"if this database is to replace that one, adopt the durable (it is then recreated and the whole stream projected here): %w",
+				c.Durable, c.Stream, theirs, b.dbID, ErrForeignDurable)
+		}
+		b.log.Warn("adopting a durable that fed another database: projecting the whole stream into this one",
+			"feeds", theirs, "database", b.dbID)
+		return b.recreate(ctx, want, true, "adopted")
 	}
+	if b.o.Replay && info.AckFloor.Stream > 0 {
+		b.log.Warn("database is empty but the durable has acknowledged messages: recreating it to project the whole stream again",
+			"ack_floor", info.AckFloor.Stream)
+		return b.recreate(ctx, want, true, "replay")
+	}
+	if ch := unsafeChanges(have, want); len(ch) > 0 {
+		b.log.Error("durable's settings were changed outside fanin: messages they passed over would never be projected; recreating it from the last safe point",
+			ch...)
+		return b.recreate(ctx, want, false, "settings changed")
+	}
+
 	var changes []any
 	upd := have
-	if have.FilterSubject != want.FilterSubject || len(have.FilterSubjects) > 0 {
-		changes = append(changes, "filter_subject", fmt.Sprintf("%q → %q", have.FilterSubject, want.FilterSubject))
-		upd.FilterSubject, upd.FilterSubjects = want.FilterSubject, nil
-	}
 	if have.AckWait != want.AckWait {
 		changes = append(changes, "ack_wait", fmt.Sprintf("%s → %s", have.AckWait, want.AckWait))
 		upd.AckWait = want.AckWait
@@ -98,31 +210,63 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c Config, repla
 		changes = append(changes, "backoff", "removed (it conflicts with max_deliver -1; fanin delays its naks itself)")
 		upd.BackOff = nil
 	}
+	if b.dbID != "" && have.Metadata[MetadataDatabase] == "" {
+		changes = append(changes, "metadata", fmt.Sprintf("%s = %s (adopted: it feeds this database from now on)", MetadataDatabase, b.dbID))
+		upd.Metadata = make(map[string]string, len(have.Metadata)+1)
+		for k, v := range have.Metadata {
+			upd.Metadata[k] = v
+		}
+		upd.Metadata[MetadataDatabase] = b.dbID
+	}
 	if len(changes) == 0 {
 		return cons, nil
 	}
-	cons, err = stream.UpdateConsumer(ctx, upd)
+	cons, err = b.stream.UpdateConsumer(ctx, upd)
 	if err != nil {
 		return nil, fmt.Errorf("update durable %s on %s: %w", c.Durable, c.Stream, err)
 	}
-	log.Warn("durable existed with other settings: updated them", append([]any{"stream", c.Stream, "durable", c.Durable}, changes...)...)
+	b.log.Warn("durable existed with other settings: updated them", changes...)
 	return cons, nil
 }
 
-func createConsumer(ctx context.Context, stream jetstream.Stream, want jetstream.ConsumerConfig, log *slog.Logger) (jetstream.Consumer, error) {
-	cons, err := stream.CreateConsumer(ctx, want)
+// recreate deletes the durable, if it exists, and creates it with want: from the start of the
+// stream when whole (after preparing the projection for a replay), else from the safe point.
+// why says, in the log, why an existing durable was replaced.
+func (b *binder) recreate(ctx context.Context, want jetstream.ConsumerConfig, whole bool, why string) (jetstream.Consumer, error) {
+	c := b.cfg
+	var from uint64
+	if l := b.o.Ledger; l != nil {
+		if whole {
+			if reset, err := l.ResetForReplay(ctx); err != nil {
+				return nil, err
+			} else if reset {
+				b.log.Warn("projection is empty: execution counters set back to 0 and statuses to pending before the replay")
+			}
+		} else {
+			sp, err := l.SafePoint(ctx, c.Stream, c.Durable, b.created)
+			if err != nil {
+				return nil, err
+			}
+			from = sp
+		}
+	}
+	if from > 0 {
+		want.DeliverPolicy, want.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from+1
+	}
+	if why != "" {
+		if err := b.stream.DeleteConsumer(ctx, c.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, fmt.Errorf("delete durable %s on %s (%s): %w", c.Durable, c.Stream, why, err)
+		}
+	}
+	cons, err := b.stream.CreateConsumer(ctx, want)
 	if err != nil {
-		return nil, fmt.Errorf("create durable %s on %s: %w", want.Durable, stream.CachedInfo().Config.Name, err)
+		return nil, fmt.Errorf("create durable %s on %s: %w", c.Durable, c.Stream, err)
 	}
-	log.Info("created durable", "stream", stream.CachedInfo().Config.Name, "durable", want.Durable,
-		"filter", want.FilterSubject, "max_ack_pending", want.MaxAckPending, "ack_wait", want.AckWait)
+	msg := "created durable"
+	if why != "" {
+		msg = "recreated durable (" + why + ")"
+	}
+	b.log.Info(msg, "filter", want.FilterSubject, "from_stream_seq", max(from+1, 1),
+		"max_ack_pending", want.MaxAckPending, "ack_wait", want.AckWait)
 	return cons, nil
-}
-
-// flagPrefix names the command-line flags of a projection: --events-… or --results-….
-func flagPrefix(k codec.Kind) string {
-	if k == codec.KindStarted {
-		return "events"
-	}
-	return "results"
 }

@@ -11,10 +11,6 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 )
 
-// DefaultBacklogInterval is how often a loop with a meter provider reads its durable's
-// backlog (see WithBacklogInterval).
-const DefaultBacklogInterval = 5 * time.Second
-
 // gauges holds what the loop's observable gauges report at collection time: the end-to-end lag
 // and the durable's backlog as last read.
 type gauges struct {
@@ -83,29 +79,6 @@ func (g *gauges) backlog(info *jetstream.ConsumerInfo) {
 	g.numAckPending.Store(int64(info.NumAckPending))
 	g.numRedeliv.Store(int64(info.NumRedelivered))
 	g.backlogRead.Store(true)
-}
-
-// pollBacklog reads the durable's info every BacklogInterval until ctx ends, for the backlog
-// gauges. A failed read keeps the previous values.
-func (l *Loop) pollBacklog(ctx context.Context) {
-	t := time.NewTicker(l.backlogEvery)
-	defer t.Stop()
-	for {
-		rctx, cancel := context.WithTimeout(ctx, min(l.backlogEvery, 5*time.Second))
-		c, err := l.js.Consumer(rctx, l.cfg.Stream, l.cfg.Durable)
-		cancel()
-		switch {
-		case err == nil:
-			l.obs.gauges.backlog(c.CachedInfo())
-		case ctx.Err() == nil:
-			l.log.Debug("cannot read the durable's backlog", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // meterBuilder creates instruments, replacing any the meter refuses by a no-op one and keeping

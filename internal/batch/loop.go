@@ -60,14 +60,18 @@ type Loop struct {
 	write     WriteFunc
 	completer Completer
 	budget    *budget // of what completer fetched; nil without one
-	replay    bool
+	bind      BindOptions
 	log       *slog.Logger
 
-	tp           trace.TracerProvider // nil: no tracing
-	mp           metric.MeterProvider // nil: no metrics, no backlog polling
-	backlogEvery time.Duration
-	obs          *observer
-	bound        atomic.Bool
+	tp         trace.TracerProvider // nil: no tracing
+	mp         metric.MeterProvider // nil: no metrics
+	watchEvery time.Duration
+	obs        *observer
+
+	bindMu    sync.Mutex              // one EnsureConsumer at a time: the fetch stage's or watch's
+	binding   atomic.Pointer[Binding] // the durable as last bound
+	bound     atomic.Bool             // Run holds the durable
+	unhealthy atomic.Pointer[error]   // why the durable cannot be trusted now; nil: it can
 
 	// Stats is updated as the loop runs; read it at any time.
 	Stats Stats
@@ -81,14 +85,28 @@ func WithCompleter(c Completer) Option { return func(l *Loop) { l.completer = c 
 
 // WithReplay makes the loop recreate a durable that has acknowledged messages before, so the
 // whole stream is projected again (see EnsureConsumer). Set it when the database is empty.
-func WithReplay(replay bool) Option { return func(l *Loop) { l.replay = replay } }
+func WithReplay(replay bool) Option { return func(l *Loop) { l.bind.Replay = replay } }
+
+// WithLedger ties the durable to the ledger's database and keeps its safe point there (see
+// Ledger and EnsureConsumer).
+func WithLedger(ledger Ledger) Option { return func(l *Loop) { l.bind.Ledger = ledger } }
+
+// WithAdopt lets the loop take over a durable that feeds another database (see
+// BindOptions.Adopt).
+func WithAdopt(adopt bool) Option { return func(l *Loop) { l.bind.Adopt = adopt } }
+
+// WithCreateStream sets what creates the stream when it does not exist (see
+// BindOptions.CreateStream); without it a missing stream is waited for.
+func WithCreateStream(create func(ctx context.Context) error) Option {
+	return func(l *Loop) { l.bind.CreateStream = create }
+}
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(log *slog.Logger) Option { return func(l *Loop) { l.log = log } }
 
 // New returns a loop for one projection. It does no I/O; call Run.
 func New(cfg Config, js jetstream.JetStream, write WriteFunc, opts ...Option) *Loop {
-	l := &Loop{cfg: cfg, js: js, write: write, log: slog.Default(), backlogEvery: DefaultBacklogInterval}
+	l := &Loop{cfg: cfg, js: js, write: write, log: slog.Default(), watchEvery: DefaultWatchInterval}
 	for _, o := range opts {
 		o(l)
 	}
@@ -115,8 +133,20 @@ func New(cfg Config, js jetstream.JetStream, write WriteFunc, opts ...Option) *L
 }
 
 // Bound reports whether Run holds the durable: true from the moment it is bound until Run
-// returns, except while a vanished durable is being bound again.
+// returns, except while a vanished or altered durable is being bound again.
 func (l *Loop) Bound() bool { return l.bound.Load() }
+
+// Ready reports why the projection cannot be trusted to make progress now, or nil: the durable
+// is not bound (yet, or again), or the server has not answered for it lately.
+func (l *Loop) Ready() error {
+	if !l.bound.Load() {
+		return errors.New("durable not bound")
+	}
+	if p := l.unhealthy.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // fetched is one batch between the fetch and the write stage.
 type fetched struct {
@@ -154,53 +184,78 @@ func (l *Loop) Run(ctx context.Context) error {
 	if err := l.cfg.Validate(); err != nil {
 		return err
 	}
-	cons, err := l.bind(ctx, l.replay)
+	cons, err := l.rebind(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	l.bound.Store(true)
+	l.bind.Replay = false // once: a durable bound again later is not replayed again
 	defer l.bound.Store(false)
 	l.log.Info("projecting", "filter", l.cfg.FilterSubject, "batch", l.cfg.BatchSize, "wait", l.cfg.MaxWait)
 
+	// fctx ends the fetch stage: with ctx, or when the durable turns out not to be this
+	// instance's to consume (its cause, then returned).
+	fctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	// The fetch stage may run GroupBatches ahead: the write stage takes them in one transaction.
 	ch := make(chan *fetched, l.cfg.groupBatches())
 	var wg sync.WaitGroup
-	if l.mp != nil && l.backlogEvery > 0 {
+	if l.watchEvery > 0 {
 		wg.Add(1)
-		go func() { // ends with ctx, as the fetch stage does
+		go func() { // ends with fctx, as the fetch stage does
 			defer wg.Done()
-			l.pollBacklog(ctx)
+			l.watch(fctx, stop)
 		}()
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer close(ch)
-		l.fetchLoop(ctx, cons, ch)
+		if err := l.fetchLoop(fctx, cons, ch); err != nil {
+			stop(err)
+		}
 	}()
 	l.writeLoop(ctx, ch)
 	wg.Wait()
+	if err := context.Cause(fctx); ctx.Err() == nil && err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
 	return nil
 }
 
-// bind calls EnsureConsumer until it succeeds, backing off on failure. Only a configuration
-// the server refuses outright is returned as an error.
-func (l *Loop) bind(ctx context.Context, replay bool) (jetstream.Consumer, error) {
+// rebind binds the durable (again), marking the loop unbound meanwhile, and records the
+// binding. It returns an error only when ctx ends or binding can never succeed.
+func (l *Loop) rebind(ctx context.Context) (jetstream.Consumer, error) {
+	l.bindMu.Lock()
+	defer l.bindMu.Unlock()
+	l.bound.Store(false)
+	b, err := l.bindRetrying(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.binding.Store(&b)
+	l.bound.Store(true)
+	return b.Consumer, nil
+}
+
+// bindRetrying calls EnsureConsumer until it succeeds, backing off on failure. Only what can
+// never succeed — a configuration the server refuses outright, a durable that feeds another
+// database — is returned as an error.
+func (l *Loop) bindRetrying(ctx context.Context) (Binding, error) {
 	bo := l.newBackoff(5 * time.Second)
 	for attempt := 0; ; attempt++ {
-		cons, err := EnsureConsumer(ctx, l.js, l.cfg, replay, l.log)
+		b, err := EnsureConsumer(ctx, l.js, l.cfg, l.bind, l.log)
 		if err == nil {
-			return cons, nil
+			return b, nil
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return Binding{}, ctx.Err()
 		}
 		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.Code == 400 || errors.Is(err, ErrIncompatibleDurable) {
-			return nil, err // the server refused the configuration: retrying changes nothing
+		if errors.As(err, &apiErr) && apiErr.Code == 400 || errors.Is(err, ErrForeignDurable) {
+			return Binding{}, err // retrying changes nothing
 		}
 		d := bo.NextBackOff()
 		if errors.Is(err, ErrStreamMissing) {
@@ -211,13 +266,14 @@ func (l *Loop) bind(ctx context.Context, replay bool) (jetstream.Consumer, error
 			l.log.Warn("cannot bind the durable: retrying", "err", err, "retry_in", d)
 		}
 		if !sleep(ctx, d) {
-			return nil, ctx.Err()
+			return Binding{}, ctx.Err()
 		}
 	}
 }
 
-// fetchLoop fetches batches, decodes them and hands them to the write stage until ctx ends.
-func (l *Loop) fetchLoop(ctx context.Context, cons jetstream.Consumer, out chan<- *fetched) {
+// fetchLoop fetches batches, decodes them and hands them to the write stage until ctx ends. It
+// returns an error when a vanished durable can never be bound again.
+func (l *Loop) fetchLoop(ctx context.Context, cons jetstream.Consumer, out chan<- *fetched) error {
 	bo := l.newBackoff(5 * time.Second)
 	cbo := l.newBackoff(l.cfg.RetryMax) // the nak delay of results whose output could not be fetched
 	failing := false
@@ -241,11 +297,14 @@ func (l *Loop) fetchLoop(ctx context.Context, cons jetstream.Consumer, out chan<
 		}
 		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 			l.log.Warn("durable vanished: binding it again", "err", err)
-			l.bound.Store(false)
-			if c, err := l.bind(ctx, false); err == nil {
-				cons = c
-				l.bound.Store(true)
+			c, err := l.rebind(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
 			}
+			cons = c
 			continue
 		}
 		d := bo.NextBackOff()
@@ -257,6 +316,7 @@ func (l *Loop) fetchLoop(ctx context.Context, cons jetstream.Consumer, out chan<
 		}
 		sleep(ctx, d)
 	}
+	return nil
 }
 
 // fetch pulls one batch: up to BatchSize messages, or whatever arrived within MaxWait.
@@ -287,6 +347,7 @@ func (l *Loop) prepare(msgs []jetstream.Msg) *fetched {
 	f := &fetched{msgs: msgs[:0], recs: make([]codec.Record, 0, len(msgs))}
 	var pending uint64
 	redelivered := 0
+	created := l.binding.Load().StreamCreated
 	for _, m := range msgs {
 		md, err := m.Metadata()
 		if err != nil {
@@ -299,13 +360,14 @@ func (l *Loop) prepare(msgs []jetstream.Msg) *fetched {
 			redelivered++
 		}
 		r := codec.Record{
-			Stream:    md.Stream,
-			Seq:       md.Sequence.Stream,
-			Subject:   m.Subject(),
-			Published: md.Timestamp,
-			Payload:   m.Data(),
-			Header:    m.Headers(),
-			Kind:      l.cfg.Kind,
+			Stream:        md.Stream,
+			Seq:           md.Sequence.Stream,
+			StreamCreated: created,
+			Subject:       m.Subject(),
+			Published:     md.Timestamp,
+			Payload:       m.Data(),
+			Header:        m.Headers(),
+			Kind:          l.cfg.Kind,
 		}
 		r.Decode()
 		pending = md.NumPending

@@ -247,43 +247,6 @@ func TestShutdownFinishesTheBatchInHand(t *testing.T) {
 	}
 }
 
-func TestEnsureConsumerUpdatesWhatIsSafeAndRefusesWhatIsNot(t *testing.T) {
-	srv := natstest.Run(t)
-	_, js := natstest.Connect(t, srv.ClientURL())
-	stream := natstest.CreateStream(t, js, "EVENTS", "events.>")
-	ctx := context.Background()
-	cfg := testConfig()
-
-	if _, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: cfg.Durable, AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "events.>",
-		AckWait: 10 * time.Second, MaxAckPending: 100, MaxDeliver: 5,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := batch.EnsureConsumer(ctx, js, cfg, false, quiet)
-	if err != nil {
-		t.Fatalf("EnsureConsumer: %v", err)
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := info.Config
-	if got.FilterSubject != "events.started.>" || got.AckWait != cfg.AckWait || got.MaxAckPending < 2*cfg.BatchSize || got.MaxDeliver != -1 {
-		t.Fatalf("durable not updated: filter %q ack_wait %s max_ack_pending %d max_deliver %d",
-			got.FilterSubject, got.AckWait, got.MaxAckPending, got.MaxDeliver)
-	}
-
-	other := cfg
-	other.Durable = "acks_none"
-	if _, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: other.Durable, AckPolicy: jetstream.AckNonePolicy}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := batch.EnsureConsumer(ctx, js, other, false, quiet); !errors.Is(err, batch.ErrIncompatibleDurable) {
-		t.Fatalf("EnsureConsumer on an ack-none durable: got %v, want ErrIncompatibleDurable", err)
-	}
-}
-
 func TestEnsureConsumerReplaysTheStreamWhenAsked(t *testing.T) {
 	srv := natstest.Run(t)
 	_, js := natstest.Connect(t, srv.ClientURL())

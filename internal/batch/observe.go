@@ -56,12 +56,8 @@ const maxDeadLetterEvents = 32
 func WithTracerProvider(tp trace.TracerProvider) Option { return func(l *Loop) { l.tp = tp } }
 
 // WithMeterProvider sets where the loop's metrics go. The default, like a nil mp, records
-// nothing; with a provider the loop also reads its durable's backlog every BacklogInterval.
+// nothing; the backlog gauges are read by the loop's watch (WithWatchInterval).
 func WithMeterProvider(mp metric.MeterProvider) Option { return func(l *Loop) { l.mp = mp } }
-
-// WithBacklogInterval sets how often a loop with a meter provider reads its durable's info for
-// the backlog gauges (default DefaultBacklogInterval; zero or less: never).
-func WithBacklogInterval(d time.Duration) Option { return func(l *Loop) { l.backlogEvery = d } }
 
 // observer is a loop's tracing and metrics. With the no-op providers (the default) every method
 // costs a few interface calls per batch and nothing per message.

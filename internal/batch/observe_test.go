@@ -42,7 +42,7 @@ func newTelemetry(t *testing.T) *telemetry {
 	})
 	return &telemetry{spans: sr, reader: reader, opts: []batch.Option{
 		batch.WithLogger(quiet), batch.WithTracerProvider(tp), batch.WithMeterProvider(mp),
-		batch.WithBacklogInterval(50 * time.Millisecond),
+		batch.WithWatchInterval(50 * time.Millisecond),
 	}}
 }
 

@@ -25,10 +25,13 @@ func (k Kind) String() string {
 // Record is one JetStream message on its way from the pull loop to the sink: where it came
 // from, and either its decoded event or the reason it can never be projected.
 type Record struct {
-	Stream    string
-	Seq       uint64 // stream sequence: with Stream, the message's identity
-	Subject   string
-	Published time.Time // the JetStream timestamp; becomes recorded_at
+	Stream string
+	Seq    uint64 // stream sequence: with Stream and StreamCreated, the message's identity
+	// StreamCreated is when the stream was created: a stream deleted and created again starts
+	// its sequence numbers at 1 again, so (Stream, Seq) alone can name two messages.
+	StreamCreated time.Time
+	Subject       string
+	Published     time.Time // the JetStream timestamp; becomes recorded_at
 	// RecordedAt is Published in TimeLayout, set by Decode (in the fetch stage, off the
 	// writer's path); "" means not yet formatted.
 	RecordedAt string

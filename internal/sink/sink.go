@@ -6,7 +6,9 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"sync"
@@ -45,8 +47,9 @@ func connectHook(c *sqlite3.SQLiteConn) error {
 // take turns and never meet SQLITE_BUSY from each other. Readers in other processes can query
 // the file at any time (WAL).
 type Sink struct {
-	cfg Config
-	db  *sql.DB
+	cfg  Config
+	db   *sql.DB
+	file os.FileInfo // the file Open found at cfg.Path: what every commit must still land in
 
 	mu     sync.Mutex // serialises Write; guards closed
 	closed bool
@@ -62,7 +65,11 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	file, err := f.Stat()
 	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
 
 	db := sql.OpenDB(connector{dsn: dsn(cfg), drv: &sqlite3.SQLiteDriver{ConnectHook: connectHook}})
 	// One connection: SQLite allows one writer at a time, and a single connection is what
@@ -81,7 +88,12 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: journal mode is %q, want wal (is it on a network filesystem?)", cfg.Path, mode)
 	}
-	return &Sink{cfg: cfg, db: db}, nil
+	s := &Sink{cfg: cfg, db: db, file: file}
+	if err := s.CheckFile(); err != nil { // replaced between the open and the first connection
+		db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // dsn builds the go-sqlite3 data source name. Every pragma fanin relies on is set here, per
@@ -120,12 +132,32 @@ func (s *Sink) Close() error {
 // Empty reports whether the database holds no projected row and no dead letter: a fresh or
 // wiped database, which the ingester answers by replaying the streams from the start.
 func (s *Sink) Empty(ctx context.Context) (bool, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx,
-		`SELECT (SELECT count(*) FROM (SELECT 1 FROM execution_results LIMIT 1)) +
-		        (SELECT count(*) FROM (SELECT 1 FROM dead_letters LIMIT 1))`).Scan(&n)
-	if err != nil {
+	var empty bool
+	if err := s.db.QueryRowContext(ctx, `SELECT `+emptyProjection).Scan(&empty); err != nil {
 		return false, fmt.Errorf("check for an empty database: %w", err)
 	}
-	return n == 0, nil
+	return empty, nil
+}
+
+// ErrReplaced is returned (wrapped) by Write and CheckFile when the file at Config.Path is no
+// longer the one Open opened: it was deleted, renamed or replaced while fanin ran. SQLite keeps
+// writing into the open file, which no reader will ever see again, so nothing it committed may
+// be acked. It lasts until the file is put back or fanin is restarted (which opens whatever is
+// at the path now).
+var ErrReplaced = errors.New("database file deleted or replaced while open")
+
+// CheckFile reports, with an error wrapping ErrReplaced, whether the file at Config.Path is
+// not the one this Sink writes, as litestream checks before it trusts a database. It costs one
+// stat and does not touch the connection, so health probes may call it.
+func (s *Sink) CheckFile() error {
+	fi, err := os.Stat(s.cfg.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s no longer exists: %w; restart fanin to open a new database there", s.cfg.Path, ErrReplaced)
+	case err != nil:
+		return fmt.Errorf("check database file: %w", err)
+	case !os.SameFile(fi, s.file):
+		return fmt.Errorf("%s is another file than the one opened: %w; restart fanin to open it", s.cfg.Path, ErrReplaced)
+	}
+	return nil
 }
