@@ -230,3 +230,21 @@ func TestLoopStopsWhenItsDurableFeedsAnotherDatabase(t *testing.T) {
 		t.Fatal("Run still running with a durable that feeds another database")
 	}
 }
+
+// A server that stops answering without dropping the connection (SIGSTOP): the loop goes
+// unready, says so once, and is ready again when the server answers.
+func TestLoopIsUnreadyWhileTheServerDoesNotAnswer(t *testing.T) {
+	srv := natstest.Run(t)
+	_, admin := natstest.Connect(t, srv.ClientURL())
+	natstest.CreateStream(t, admin, "EVENTS", "events.>")
+	proxy := natstest.NewProxy(t, srv.Addr().String())
+	_, js := natstest.Connect(t, proxy.URL(), jetstream.WithDefaultTimeout(200*time.Millisecond))
+	l := batch.New(testConfig(), js, newRecorder().write, batch.WithLogger(quiet), batch.WithWatchInterval(50*time.Millisecond))
+	run(t, l)
+	natstest.Eventually(t, 10*time.Second, "ready", func() bool { return l.Ready() == nil })
+
+	proxy.Freeze()
+	natstest.Eventually(t, 10*time.Second, "unready while frozen", func() bool { return l.Ready() != nil })
+	proxy.Thaw()
+	natstest.Eventually(t, 10*time.Second, "ready again", func() bool { return l.Ready() == nil })
+}
