@@ -25,6 +25,7 @@ func WithWatchInterval(d time.Duration) Option { return func(l *Loop) { l.watchE
 //   - the durable now feeding another database: stop is called with ErrForeignDurable;
 //   - fanin's own settings: its ack floor is saved as the safe point, and the backlog gauges
 //     are updated;
+//   - the durable (or its stream) deleted: it is bound again (created, from the safe point);
 //   - no answer for two reads in a row (a frozen or unreachable server): the loop goes unready
 //     until one comes.
 func (l *Loop) watch(ctx context.Context, stop context.CancelCauseFunc) {
@@ -42,7 +43,13 @@ func (l *Loop) watch(ctx context.Context, stop context.CancelCauseFunc) {
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound):
-			// Deleted: the fetch stage notices and binds it again.
+			// Deleted (with its stream, perhaps). The fetch stage notices too, but only when a
+			// fetch fails with the consumer's own error; binding twice costs a lookup.
+			l.log.Warn("durable vanished: binding it again", "err", err)
+			if _, err := l.rebind(ctx); err != nil && ctx.Err() == nil {
+				stop(err)
+				return
+			}
 		case err != nil:
 			if failures++; failures == 2 {
 				p := fmt.Errorf("cannot read the durable's info: %w", err)
