@@ -192,6 +192,10 @@ func TestScannerVerdictMatchesJSONValid(t *testing.T) {
 				if isSyntax(err) == ok {
 					t.Fatalf("%s(%q): error %v, but json.Valid = %v", name, in, err, ok)
 				}
+				// Text that is not valid Unicode is poison, though valid JSON.
+				if ok && err == nil && textProblem([]byte(in)) != "" {
+					t.Fatalf("%s(%q) succeeded, but the text has %s", name, in, textProblem([]byte(in)))
+				}
 				if ok {
 					valid++
 				} else {
@@ -207,8 +211,13 @@ func TestScannerVerdictMatchesJSONValid(t *testing.T) {
 	t.Logf("%d valid, %d invalid inputs", valid, invalid)
 }
 
+// TestDecodedStringsMatchEncodingJSON checks string values: one that is valid
+// Unicode text decodes exactly as encoding/json decodes it; any other is
+// poison, naming the member and the first offence, where encoding/json would
+// have put U+FFFD.
 func TestDecodedStringsMatchEncodingJSON(t *testing.T) {
 	g := gen{r: rand.New(rand.NewPCG(3, 4))}
+	var good, bad int
 	for range 30000 {
 		lit := g.str()
 		payload := object(with(legacyBase, "stdout", lit)...)
@@ -219,6 +228,14 @@ func TestDecodedStringsMatchEncodingJSON(t *testing.T) {
 			t.Fatalf("encoding/json rejects %q: %v", payload, err)
 		}
 		r, err := DecodeResult(payload)
+		if problem := textProblem([]byte(lit)); problem != "" {
+			bad++
+			if err == nil || err.Error() != "stdout: "+problem {
+				t.Fatalf("DecodeResult(%q): error %v, want stdout: %s", payload, err, problem)
+			}
+			continue
+		}
+		good++
 		if err != nil {
 			t.Fatalf("DecodeResult(%q): %v", payload, err)
 		}
@@ -228,6 +245,9 @@ func TestDecodedStringsMatchEncodingJSON(t *testing.T) {
 		if !utf8.ValidString(r.Stdout) {
 			t.Fatalf("string %s decoded to invalid UTF-8 %q", lit, r.Stdout)
 		}
+	}
+	if good < 3000 || bad < 3000 {
+		t.Fatalf("generator is lopsided: %d valid texts, %d not", good, bad)
 	}
 }
 
@@ -270,6 +290,11 @@ func TestDecodedKeysMatchEncodingJSON(t *testing.T) {
 		_, stdMatches := m[name]
 		if (string(got) == name) != stdMatches {
 			t.Fatalf("key %q: scanner read %q, encoding/json %v", key, got, m)
+		}
+		// A name that is not UTF-8 is the payload's problem, not a syntax error.
+		want := textProblem([]byte(key))
+		if want == "" && s.field != nil || want != "" && (s.field == nil || s.field.Error() != "payload: "+want) {
+			t.Fatalf("key %q: field error %v, want %q", key, s.field, want)
 		}
 	}
 }

@@ -15,9 +15,12 @@ var ErrPoison = errors.New("poison payload")
 //
 // Field is the wire name of the offending field ("exit_code"), or "" when the
 // payload as a whole is wrong (empty, not JSON, not an object, nesting too
-// deep). Reason is short, human-readable and safe to store: any payload text it
-// quotes is clipped to a few dozen bytes. Reasons of syntax errors start with
-// "not JSON: " and end with " at offset N", N a byte offset into the payload.
+// deep, or text that is not valid Unicode outside any known member's value:
+// reason "payload: invalid UTF-8" or "payload: lone surrogate \ud800"). Reason
+// is short, human-readable and safe to store: any payload text it quotes is
+// clipped to a few dozen bytes (and valid UTF-8). Reasons of syntax errors
+// start with "not JSON: " and end with " at offset N", N a byte offset into
+// the payload.
 type PoisonError struct {
 	Field  string
 	Reason string
@@ -42,6 +45,10 @@ const (
 	reasonDuplicate = "duplicated field"
 	reasonEmptyLoad = "empty payload"
 	reasonTooDeep   = "nesting too deep"
+
+	// A string that is not valid Unicode text, as serde_json rejects it.
+	reasonBadUTF8       = "invalid UTF-8"
+	reasonLoneSurrogate = "lone surrogate " // followed by the escape, e.g. \ud800
 )
 
 // clipLen bounds how much payload text a Reason quotes.

@@ -2,6 +2,7 @@ package codec
 
 import (
 	"math"
+	"strconv"
 	"time"
 )
 
@@ -66,8 +67,8 @@ func (s *scanner) wrongType(field, expected string) {
 		s.syntax(s.pos, "looking for beginning of value")
 		return
 	}
+	s.fail(field, "expected "+expected+", got "+kind) // before anything skipValue finds inside
 	s.skipValue(1)
-	s.fail(field, "expected "+expected+", got "+kind)
 }
 
 // str reads the string member field under rule, appending its decoded value
@@ -91,11 +92,11 @@ func (s *scanner) str(arena []byte, field string, rule strRule) (span, []byte) {
 		return span{}, arena
 	}
 	if rule == optionalDiscard {
-		s.skipString()
+		s.skipString(field)
 		return span{}, arena
 	}
 	start := len(arena)
-	arena = s.appendString(arena)
+	arena = s.appendString(arena, field)
 	v := span{start, len(arena)}
 	if rule == required && v.empty() && s.fatal == nil {
 		s.fail(field, reasonEmpty)
@@ -104,7 +105,8 @@ func (s *scanner) str(arena []byte, field string, rule strRule) (span, []byte) {
 }
 
 // time reads the required time member field: a string that
-// time.Parse(time.RFC3339Nano, ·) accepts.
+// time.Parse(time.RFC3339Nano, ·) accepts and that falls, converted to UTC,
+// within years 0000–9999 (see inTimeRange).
 func (s *scanner) time(field string) time.Time {
 	if s.pos == len(s.data) {
 		s.syntax(s.pos, "looking for beginning of value")
@@ -115,13 +117,16 @@ func (s *scanner) time(field string) time.Time {
 		return time.Time{}
 	}
 	var buf [40]byte
-	b := s.appendString(buf[:0])
+	b := s.appendString(buf[:0], field)
 	if s.fatal != nil {
 		return time.Time{}
 	}
 	t, ok := parseTime(b)
-	if !ok {
+	switch {
+	case !ok:
 		s.fail(field, quoteClip(b)+" is not an RFC 3339 time")
+	case !inTimeRange(t):
+		s.fail(field, quoteClip(b)+" is year "+strconv.Itoa(t.UTC().Year())+" in UTC, outside 0000-9999")
 	}
 	return t
 }

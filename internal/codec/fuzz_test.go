@@ -9,8 +9,9 @@ import (
 )
 
 // fuzzSeeds are payloads for both fuzz targets: real-looking, truncated, huge,
-// invalid UTF-8, out-of-range numbers, nested junk, duplicated keys, odd but
-// valid RFC 3339 forms.
+// invalid UTF-8 and lone surrogates (in known and unknown members), out-of-range
+// numbers, nested junk, duplicated keys, odd but valid RFC 3339 forms, times
+// that leave years 0000–9999 in UTC. testdata/fuzz holds them as seed-NN.
 func fuzzSeeds() [][]byte {
 	seeds := []string{
 		realStarted,
@@ -47,6 +48,13 @@ func fuzzSeeds() [][]byte {
 		string(object(with(startedBase, "started_at", `"2026-05-20T12:00:00.1234567891234Z"`)...)),
 		string(object(with(legacyBase, "skipped", `"yes"`)...)),
 		string(object(with(legacyBase, "collect_object", `null`)...)),
+		string(object(with(legacyBase, "pc_id", `"x\ud800"`)...)),
+		string(object(with(startedBase, "pc_id", "\"PC-\xc3\x28\"")...)),
+		string(object(plus(legacyBase, member{"zz\xff", `1`})...)),
+		string(object(plus(startedBase, member{"junk", `{"a":["\udc00"]}`})...)),
+		string(object(with(startedBase, "pc_id", `"pc-\ud83d\ude00"`)...)),
+		string(object(with(legacyBase, "finished_at", `"9999-12-31T23:59:59-23:59"`)...)),
+		string(object(with(startedBase, "started_at", `"0000-01-01T00:00:00+01:00"`)...)),
 	}
 	out := make([][]byte, len(seeds))
 	for i, s := range seeds {
@@ -79,6 +87,31 @@ func checkVerdict(t *testing.T, data []byte, err error) {
 	}
 	if isSyntax(err) == valid {
 		t.Fatalf("%q: error %v, but json.Valid = %v", data, err, valid)
+	}
+}
+
+// checkText holds a decode error to textProblem, the oracle for text: valid
+// JSON whose strings are not all valid Unicode text never decodes, and an error
+// about text is reported only when some string is not.
+func checkText(t *testing.T, data []byte, err error) {
+	t.Helper()
+	if !json.Valid(data) {
+		return
+	}
+	problem := textProblem(data)
+	if err == nil {
+		if problem != "" {
+			t.Fatalf("decoded %q, but its text has %s", data, problem)
+		}
+		return
+	}
+	var pe *PoisonError
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %v is not a *PoisonError", err)
+	}
+	reason := strings.TrimPrefix(pe.Reason, "payload: ")
+	if (reason == reasonBadUTF8 || strings.HasPrefix(reason, reasonLoneSurrogate)) && problem == "" {
+		t.Fatalf("%q: error %v, but every string in it is valid text", data, err)
 	}
 }
 
@@ -118,6 +151,7 @@ func FuzzDecodeStarted(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := DecodeStarted(data)
 		checkVerdict(t, data, err)
+		checkText(t, data, err)
 		if err != nil {
 			return
 		}
@@ -145,6 +179,7 @@ func FuzzDecodeResult(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := DecodeResult(data)
 		checkVerdict(t, data, err)
+		checkText(t, data, err)
 		if err != nil {
 			return
 		}

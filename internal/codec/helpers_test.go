@@ -2,8 +2,10 @@ package codec
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // member is one "key":value pair of a test payload; key is written between
@@ -75,4 +77,46 @@ func isSyntax(err error) bool {
 	var pe *PoisonError
 	return errors.As(err, &pe) && pe.Field == "" &&
 		(strings.HasPrefix(pe.Reason, "not JSON: ") || pe.Reason == reasonEmptyLoad)
+}
+
+// textProblem is an oracle independent of the scanner: for valid JSON text d
+// it returns what makes the first offending string in d not valid Unicode
+// text — "invalid UTF-8", or "lone surrogate " and the escape as written —
+// or "" when every string is valid. Valid JSON has backslashes only inside
+// strings, each starting a two-byte escape or a \uXXXX one, so a plain walk
+// over the bytes sees every escape.
+func textProblem(d []byte) string {
+	hex := func(i int) uint64 { // the \uXXXX at d[i], or 0 if there is none
+		if i+6 > len(d) || d[i] != '\\' || d[i+1] != 'u' {
+			return 0
+		}
+		v, _ := strconv.ParseUint(string(d[i+2:i+6]), 16, 32)
+		return v
+	}
+	for i := 0; i < len(d); {
+		if d[i] != '\\' {
+			r, n := utf8.DecodeRune(d[i:])
+			if r == utf8.RuneError && n == 1 {
+				return "invalid UTF-8"
+			}
+			i += n
+			continue
+		}
+		if d[i+1] != 'u' {
+			i += 2
+			continue
+		}
+		switch v := hex(i); {
+		case 0xd800 <= v && v < 0xdc00:
+			if lo := hex(i + 6); 0xdc00 <= lo && lo < 0xe000 {
+				i += 12
+				continue
+			}
+			return "lone surrogate " + string(d[i:i+6])
+		case 0xdc00 <= v && v < 0xe000:
+			return "lone surrogate " + string(d[i:i+6])
+		}
+		i += 6
+	}
+	return ""
 }

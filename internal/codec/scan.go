@@ -16,8 +16,9 @@ const arenaSize = 512
 //
 // It keeps two kinds of error apart. fatal is a syntax error (or too deep a
 // nesting, or an empty payload): scanning stops at once. field is the first
-// error about a member's meaning (wrong type, duplicate, bad time); scanning
-// goes on so that a payload which is also not JSON is reported as not JSON.
+// error about a member's meaning (wrong type, duplicate, bad time, a string
+// that is not valid Unicode text); scanning goes on so that a payload which is
+// also not JSON is reported as not JSON.
 //
 // Decoded string values go to an arena that the decoder owns and threads
 // through the value readers (see appendString); at the end it turns the arena
@@ -188,7 +189,7 @@ func (s *scanner) skipValue(depth int) {
 	}
 	switch c := s.data[s.pos]; {
 	case c == '"':
-		s.skipString()
+		s.skipString("")
 	case c == '{':
 		s.skipObject(depth + 1)
 	case c == '[':
@@ -229,7 +230,7 @@ func (s *scanner) skipObject(depth int) {
 			s.syntax(s.pos, "looking for beginning of object key string")
 			return
 		}
-		if s.skipString(); s.fatal != nil {
+		if s.skipString(""); s.fatal != nil {
 			return
 		}
 		s.skipWS()

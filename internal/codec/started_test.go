@@ -23,6 +23,13 @@ var startedWant = Started{
 	StartedAt: time.Date(2026, 5, 20, 12, 0, 0, 0, time.UTC), ManifestID: "inventory-hw", Version: "1.0.0",
 }
 
+// editStarted returns a copy of startedWant changed by f.
+func editStarted(f func(*Started)) Started {
+	want := startedWant
+	f(&want)
+	return want
+}
+
 func sameStarted(got, want Started) bool {
 	if !got.StartedAt.Equal(want.StartedAt) {
 		return false
@@ -50,6 +57,12 @@ func TestDecodeStartedAccepts(t *testing.T) {
 		{"negative zero offset", object(with(startedBase, "started_at", `"2026-05-20T12:00:00-00:00"`)...), startedWant},
 		{"escaped value and key", object(plus(without(startedBase, "version"), member{`v\u0065rsion`, `"1.0\u002e0"`})...), startedWant},
 		{"host name kept verbatim", object(with(startedBase, "pc_id", `"MiniPC.Local"`)...), func() Started { w := startedWant; w.PCID = "MiniPC.Local"; return w }()},
+		{"non-ASCII host name kept verbatim", object(with(startedBase, "pc_id", `"Büro-PC-日本"`)...), editStarted(func(s *Started) { s.PCID = "Büro-PC-日本" })},
+		{"surrogate pair in a host name", object(with(startedBase, "pc_id", `"pc-\ud83d\ude00"`)...), editStarted(func(s *Started) { s.PCID = "pc-😀" })},
+		{"time at the end of year 9999 in UTC", object(with(startedBase, "started_at", `"9999-12-31T23:59:59.999999999Z"`)...),
+			editStarted(func(s *Started) { s.StartedAt = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC) })},
+		{"time at the start of year 0000 in UTC", object(with(startedBase, "started_at", `"0000-01-01T00:00:00Z"`)...),
+			editStarted(func(s *Started) { s.StartedAt = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC) })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,6 +95,15 @@ func TestDecodeStartedRejects(t *testing.T) {
 		{"wrong type", object(with(startedBase, "version", `1.0`)...), "version: expected a string, got number"},
 		{"bad time", object(with(startedBase, "started_at", `"2026-05-20T12:00:00+0900"`)...), `started_at: "2026-05-20T12:00:00+0900" is not an RFC 3339 time`},
 		{"trailing garbage", []byte(realStarted + `,`), "not JSON: invalid character ',' after top-level value at offset 242"},
+		{"host name not UTF-8", object(with(startedBase, "pc_id", "\"PC-\xc3\x28\"")...), "pc_id: invalid UTF-8"},
+		{"host name Latin-1", object(with(startedBase, "pc_id", "\"B\xfcro\"")...), "pc_id: invalid UTF-8"},
+		{"host name with a lone surrogate", object(with(startedBase, "pc_id", `"pc-\ud800"`)...), `pc_id: lone surrogate \ud800`},
+		{"version with a lone low surrogate", object(with(startedBase, "version", `"1\udc00"`)...), `version: lone surrogate \udc00`},
+		{"unknown member not UTF-8", object(plus(startedBase, member{"agent_version", "\"2.\xff\""})...), "payload: invalid UTF-8"},
+		{"time in year 10000 in UTC", object(with(startedBase, "started_at", `"9999-12-31T23:59:59-23:59"`)...),
+			`started_at: "9999-12-31T23:59:59-23:59" is year 10000 in UTC, outside 0000-9999`},
+		{"time in year -1 in UTC", object(with(startedBase, "started_at", `"0000-01-01T00:00:00+01:00"`)...),
+			`started_at: "0000-01-01T00:00:00+01:00" is year -1 in UTC, outside 0000-9999`},
 	}
 	// Every member is required, not null, and (being a string) not empty.
 	for _, m := range startedBase {

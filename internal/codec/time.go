@@ -10,9 +10,12 @@ const TimeLayout = "2006-01-02T15:04:05.000000Z"
 // FormatTime returns t in TimeLayout: converted to UTC, truncated (not
 // rounded) to microseconds.
 //
-// Pitfall: a payload time accepted near the ends of the RFC 3339 range can
-// leave years 0000–9999 once converted to UTC (e.g. "0000-01-01T00:00:00+01:00"
-// is in year -1); such text is not fixed-width and does not sort as time.
+// Pitfall: outside years 0000–9999 in UTC the text is not fixed-width and does
+// not sort as time. The decoders reject such payload times (an RFC 3339 time
+// near the ends of its range can leave it once converted to UTC:
+// "0000-01-01T00:00:00+01:00" is in year -1, "9999-12-31T23:59:59-23:59" in
+// year 10000), so every decoded time formats fixed-width; a time from
+// elsewhere (a JetStream timestamp) is the caller's to check.
 func FormatTime(t time.Time) string {
 	return t.UTC().Format(TimeLayout)
 }
@@ -21,6 +24,20 @@ func FormatTime(t time.Time) string {
 // allocating.
 func AppendTime(b []byte, t time.Time) []byte {
 	return t.UTC().AppendFormat(b, TimeLayout)
+}
+
+// Bounds, in Unix seconds, of the instants whose TimeLayout text is
+// fixed-width. Both are whole seconds, so the seconds alone decide.
+var (
+	minUnix = time.Date(0, time.January, 1, 0, 0, 0, 0, time.UTC).Unix()
+	endUnix = time.Date(10000, time.January, 1, 0, 0, 0, 0, time.UTC).Unix() // exclusive
+)
+
+// inTimeRange reports whether t, converted to UTC, falls within years
+// 0000–9999: whether FormatTime(t) is fixed-width.
+func inTimeRange(t time.Time) bool {
+	u := t.Unix()
+	return minUnix <= u && u < endUnix
 }
 
 // parseTime reports whether time.Parse(time.RFC3339Nano, string(b)) accepts

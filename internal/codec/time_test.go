@@ -37,7 +37,8 @@ func TestFormatTime(t *testing.T) {
 }
 
 // oddTimes are payload times around the edges of what time.RFC3339Nano
-// accepts; the decoder must agree with time.Parse on each, whatever it says.
+// accepts; parseTime must agree with time.Parse on each, whatever it says, and
+// the decoder too but for the times that leave years 0000–9999 in UTC.
 var oddTimes = []string{
 	"2026-05-20T12:00:00Z",
 	"2026-05-20T12:00:00.1Z",
@@ -59,7 +60,12 @@ var oddTimes = []string{
 	"2026-04-31T00:00:00Z",
 	"0000-01-01T00:00:00Z",
 	"9999-12-31T23:59:59.999999999Z",
-	"0000-01-01T00:00:00+01:00",
+	"0000-01-01T00:00:00+01:00", // year -1 in UTC
+	"0000-01-01T00:00:00-01:00",
+	"0000-01-01T00:01:00+00:01",
+	"9999-12-31T23:59:59-23:59", // year 10000 in UTC
+	"9999-12-31T23:59:59+23:59",
+	"9999-12-31T23:59:59.999999999-00:01",
 	"2026-05-20t12:00:00Z",
 	"2026-05-20T12:00:00z",
 	"2026-05-20 12:00:00Z",
@@ -95,15 +101,60 @@ func TestParseTimeMirrorsTimeParse(t *testing.T) {
 		if _, ok := parseUTC([]byte(s)); ok && !strings.HasSuffix(s, "Z") {
 			t.Fatalf("parseUTC(%q) accepted a time without Z", s)
 		}
-		// Through the decoder, both for Started and Result.
+		// Through the decoder, both for Started and Result: valid iff
+		// time.Parse accepts it and its UTC year has four digits.
+		valid := ok && want.UTC().Year() >= 0 && want.UTC().Year() <= 9999
 		_, err = DecodeStarted(object(with(startedBase, "started_at", `"`+s+`"`)...))
-		if (err == nil) != ok {
-			t.Fatalf("DecodeStarted with started_at %q: err %v, time.Parse ok %v", s, err, ok)
+		if (err == nil) != valid {
+			t.Fatalf("DecodeStarted with started_at %q: err %v, want valid %v", s, err, valid)
 		}
 		r, err := DecodeResult(object(with(legacyBase, "finished_at", `"`+s+`"`)...))
-		if (err == nil) != ok || (ok && !r.FinishedAt.Equal(want)) {
-			t.Fatalf("DecodeResult with finished_at %q: %v, %v; time.Parse %v ok %v", s, r.FinishedAt, err, want, ok)
+		if (err == nil) != valid || (valid && !r.FinishedAt.Equal(want)) {
+			t.Fatalf("DecodeResult with finished_at %q: %v, %v; time.Parse %v, want valid %v", s, r.FinishedAt, err, want, valid)
 		}
+		if valid && len(FormatTime(r.FinishedAt)) != len(TimeLayout) {
+			t.Fatalf("finished_at %q stored as %s: not fixed-width", s, FormatTime(r.FinishedAt))
+		}
+	}
+}
+
+// TestDecodeTimeYearRange pins the contract's range: a payload time is valid
+// only if, converted to UTC, it falls within years 0000–9999, so that its
+// stored text is fixed-width and sorts as time.
+func TestDecodeTimeYearRange(t *testing.T) {
+	tests := []struct {
+		in     string
+		stored string // FormatTime of the decoded time; "" when poison
+		err    string // the exact Error() when poison
+	}{
+		{"9999-12-31T23:59:59.999999999Z", "9999-12-31T23:59:59.999999Z", ""},
+		{"9999-12-31T23:59:59+23:59", "9999-12-31T00:00:59.000000Z", ""},
+		{"9999-12-31T00:00:59-23:59", "9999-12-31T23:59:59.000000Z", ""},
+		{"9999-12-31T23:59:59-23:59", "", `started_at: "9999-12-31T23:59:59-23:59" is year 10000 in UTC, outside 0000-9999`},
+		{"9999-12-31T23:59:59.999999999-00:01", "", `started_at: "9999-12-31T23:59:59.999999999-00:01" is year 10000 in UTC, outside 0000-9999`},
+		{"0000-01-01T00:00:00Z", "0000-01-01T00:00:00.000000Z", ""},
+		{"0000-01-01T00:00:00-00:00", "0000-01-01T00:00:00.000000Z", ""},
+		{"0000-01-01T00:00:00-23:59", "0000-01-01T23:59:00.000000Z", ""},
+		{"0000-01-01T00:01:00+00:01", "0000-01-01T00:00:00.000000Z", ""},
+		{"0000-01-01T00:00:00+01:00", "", `started_at: "0000-01-01T00:00:00+01:00" is year -1 in UTC, outside 0000-9999`},
+		{"0000-01-01T00:00:59.999999999+00:01", "", `started_at: "0000-01-01T00:00:59.999999999+00:01" is year -1 in UTC, outside 0000-9999`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			s, err := DecodeStarted(object(with(startedBase, "started_at", `"`+tt.in+`"`)...))
+			if tt.err != "" {
+				if got := poison(t, err).Error(); got != tt.err {
+					t.Fatalf("DecodeStarted with started_at %q: error\n got %s\nwant %s", tt.in, got, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("DecodeStarted with started_at %q: %v", tt.in, err)
+			}
+			if got := FormatTime(s.StartedAt); got != tt.stored {
+				t.Fatalf("started_at %q stored as %s, want %s", tt.in, got, tt.stored)
+			}
+		})
 	}
 }
 
@@ -123,6 +174,15 @@ func FuzzParseTime(f *testing.F) {
 		}
 		if got, ok := parseUTC([]byte(s)); ok && got != want {
 			t.Fatalf("parseUTC(%q) = %v; time.Parse = %v", s, got, want)
+		}
+		if ok {
+			y := got.UTC().Year()
+			if in := inTimeRange(got); in != (y >= 0 && y <= 9999) {
+				t.Fatalf("inTimeRange(%v) = %v, but its UTC year is %d", got, in, y)
+			}
+			if in := inTimeRange(got); in != (len(FormatTime(got)) == len(TimeLayout)) {
+				t.Fatalf("inTimeRange(%v) = %v, but FormatTime gives %s", got, in, FormatTime(got))
+			}
 		}
 	})
 }
