@@ -5,15 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"fanin/internal/broker"
+	"fanin/internal/codec"
 	"fanin/internal/sink"
 )
 
@@ -23,15 +28,22 @@ Usage:
   ingest dead-letters [list] [filters] [--json]
   ingest dead-letters replay [filters] [--dry-run] [--nats-url …]
 
+A dead letter is named by its stream, the stream's creation time (STREAM CREATED: a stream
+deleted and created again numbers its messages from 1 again; "-" for dead letters recorded
+before fanin kept it) and its sequence. Headers are shown as key=value, quoted (Go syntax) when
+a value is empty or holds a space, a quote, a control or a non-UTF-8 byte.
+
 replay republishes each selected message (payload and headers byte for byte, plus a
-Fanin-Replay-Of header naming where it came from) to its original subject, and removes it from
-dead_letters only once JetStream has acknowledged the publish. The ingester then projects it
-like any other message — or sets it aside again, under its new sequence, if it still fails.`
+Fanin-Replay-Of header naming where it came from, STREAM/SEQ) to its original subject, and
+removes that one dead letter only once JetStream has acknowledged the publish. The ingester then
+projects it like any other message — or sets it aside again, under its new sequence, if it
+still fails.`
 
 // deadLetterFlags are the flags of both dead-letters commands.
 type deadLetterFlags struct {
 	filter       sink.DeadLetterFilter
 	since, until string
+	created      string
 	json, dryRun bool
 }
 
@@ -48,11 +60,12 @@ func cmdDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 	cfg := ingestFlags(fs)
 	var f deadLetterFlags
 	fs.StringVar(&f.filter.Stream, "stream", "", "only dead letters of this `stream`")
+	fs.StringVar(&f.created, "stream-created", "", "only dead letters of the stream created at this `time` (RFC 3339, as listed)")
 	fs.StringVar(&f.filter.Reason, "reason", "", "only dead letters whose reason contains this `text`")
 	fs.StringVar(&f.since, "since", "", "only dead letters published at or after this `time` (RFC 3339, or a duration ago like 24h)")
 	fs.StringVar(&f.until, "until", "", "only dead letters published before this `time` (RFC 3339, or a duration ago)")
 	fs.IntVar(&f.filter.Limit, "limit", 0, "at most this many (0: all)")
-	fs.BoolVar(&f.json, "json", false, "list as JSON lines (payload as text when it is UTF-8, else base64)")
+	fs.BoolVar(&f.json, "json", false, "list as JSON lines (payload and headers as text when they are UTF-8, else base64)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "replay: show what would be republished, change nothing")
 	if code := parseFlags(fs, args, stdout, stderr, getenv); code >= 0 {
 		return code
@@ -66,6 +79,14 @@ func cmdDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 	if f.filter.Until, err = parseWhen(f.until, now); err != nil {
 		fmt.Fprintf(stderr, "ingest: --until: %v\n", err)
 		return 2
+	}
+	if f.created != "" {
+		t, err := time.Parse(time.RFC3339Nano, f.created)
+		if err != nil {
+			fmt.Fprintf(stderr, "ingest: --stream-created: %q is not an RFC 3339 time\n", f.created)
+			return 2
+		}
+		f.filter.StreamCreated = codec.FormatTime(t)
 	}
 	if err := cfg.DB.Validate(); err != nil {
 		fmt.Fprintf(stderr, "ingest: %v\n", err)
@@ -121,12 +142,19 @@ func printDeadLetters(w io.Writer, dls []sink.DeadLetter, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		for _, d := range dls {
-			v := map[string]any{"stream": d.Stream, "stream_seq": d.Seq, "subject": d.Subject,
-				"reason": d.Reason, "recorded_at": d.RecordedAt, "headers": d.Header}
+			v := map[string]any{"stream": d.Stream, "stream_created": d.StreamCreated, "stream_seq": d.Seq,
+				"subject": d.Subject, "reason": d.Reason, "recorded_at": d.RecordedAt}
 			if utf8.Valid(d.Payload) {
 				v["payload"] = string(d.Payload)
 			} else {
 				v["payload_base64"] = d.Payload
+			}
+			// JSON strings cannot hold non-UTF-8 bytes (encoding/json would write U+FFFD): such
+			// headers go out as their stored NATS header block, in base64.
+			if headerIsUTF8(d.Header) {
+				v["headers"] = d.Header
+			} else {
+				v["headers_base64"] = d.RawHeader
 			}
 			if err := enc.Encode(v); err != nil {
 				return err
@@ -135,15 +163,62 @@ func printDeadLetters(w io.Writer, dls []sink.DeadLetter, asJSON bool) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STREAM\tSEQ\tRECORDED AT\tSUBJECT\tBYTES\tREASON")
+	fmt.Fprintln(tw, "STREAM\tSTREAM CREATED\tSEQ\tRECORDED AT\tSUBJECT\tBYTES\tREASON\tHEADERS")
 	for _, d := range dls {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\n", d.Stream, d.Seq, d.RecordedAt, d.Subject, len(d.Payload), d.Reason)
+		created := d.StreamCreated
+		if created == "" {
+			created = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n", d.Stream, created, d.Seq, d.RecordedAt,
+			d.Subject, len(d.Payload), d.Reason, formatHeader(d.Header))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "%d dead letters\n", len(dls))
 	return nil
+}
+
+func headerIsUTF8(h map[string][]string) bool {
+	for k, vs := range h {
+		if !utf8.ValidString(k) {
+			return false
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// formatHeader renders h on one line as key=value pairs, keys sorted, a key's values in order;
+// a key or value that is empty or holds a blank, '"', '=', a control or a non-UTF-8 byte is
+// quoted (strconv.Quote), so any byte shows unambiguously and no line is broken.
+func formatHeader(h map[string][]string) string {
+	keys := slices.Sorted(maps.Keys(h))
+	var b strings.Builder
+	for _, k := range keys {
+		for _, v := range h[k] {
+			if b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(quoteIfNeeded(k))
+			b.WriteByte('=')
+			b.WriteString(quoteIfNeeded(v))
+		}
+	}
+	return b.String()
+}
+
+func quoteIfNeeded(s string) string {
+	if s == "" || !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool {
+		return r == '"' || r == '=' || unicode.IsSpace(r) || !unicode.IsPrint(r)
+	}) {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 // replayDeadLetters republishes each dead letter and deletes it once JetStream acknowledged it.
@@ -168,12 +243,18 @@ func replayDeadLetters(ctx context.Context, cfg *config, db *sink.Sink, dls []si
 		}
 		msg.Header.Set("Fanin-Replay-Of", fmt.Sprintf("%s/%d", d.Stream, d.Seq))
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := js.PublishMsg(pctx, msg)
+		ack, err := js.PublishMsg(pctx, msg)
 		cancel()
 		if err != nil {
 			return i, fmt.Errorf("publish %s/%d to %s: %w", d.Stream, d.Seq, d.Subject, err)
 		}
-		if _, err := db.DeleteDeadLetter(ctx, d.Stream, d.Seq); err != nil {
+		// A copy whose Nats-Msg-Id is still in the stream's duplicate window is not stored: when
+		// the message it duplicates is the dead letter itself, nothing was republished.
+		if ack.Duplicate && ack.Stream == d.Stream && ack.Sequence == d.Seq {
+			return i, fmt.Errorf("publish %s/%d to %s: JetStream dropped it as a duplicate of Nats-Msg-Id %q; replay it once the stream's duplicate window has passed",
+				d.Stream, d.Seq, d.Subject, msg.Header.Get("Nats-Msg-Id"))
+		}
+		if _, err := db.DeleteDeadLetter(ctx, d); err != nil {
 			return i, fmt.Errorf("%s/%d was republished but is still listed: %w", d.Stream, d.Seq, err)
 		}
 	}

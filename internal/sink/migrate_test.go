@@ -8,7 +8,24 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"fanin/internal/codec"
+	"fanin/migrations"
 )
+
+// allVersions returns the version of every migration fanin embeds, in order.
+func allVersions(t *testing.T) []int {
+	t.Helper()
+	ms, err := loadMigrations(migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs []int
+	for _, m := range ms {
+		vs = append(vs, m.version)
+	}
+	return vs
+}
 
 // openUnmigrated opens a sink on cfg without migrating it, closed when the test ends.
 func openUnmigrated(t *testing.T, cfg Config) *Sink {
@@ -28,8 +45,8 @@ func TestMigrateAppliesInitOnce(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first Migrate: %v", err)
 	}
-	if !slices.Equal(applied, []int{1}) {
-		t.Fatalf("first Migrate applied %v, want [1]", applied)
+	if want := allVersions(t); !slices.Equal(applied, want) {
+		t.Fatalf("first Migrate applied %v, want %v", applied, want)
 	}
 	for _, table := range []string{"execution_results", "executions", "dead_letters"} {
 		if n := countRows(t, s, table); n != 0 {
@@ -84,8 +101,8 @@ func TestMigrateRecordsVersionInSchemaMigrations(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(got, []int{1}) {
-		t.Fatalf("schema_migrations versions = %v, want [1]", got)
+	if want := allVersions(t); !slices.Equal(got, want) {
+		t.Fatalf("schema_migrations versions = %v, want %v", got, want)
 	}
 }
 
@@ -117,11 +134,12 @@ func TestConcurrentMigrationsOfOneFileApplyOnce(t *testing.T) {
 			}
 			total = append(total, applied[i]...)
 		}
-		if !slices.Equal(total, []int{1}) {
-			t.Fatalf("round %d: the two sinks applied %v and %v, want [1] once in total", round, applied[0], applied[1])
+		slices.Sort(total)
+		if want := allVersions(t); !slices.Equal(total, want) {
+			t.Fatalf("round %d: the two sinks applied %v and %v, want %v once in total", round, applied[0], applied[1], want)
 		}
-		if n := countRows(t, sinks[0], "schema_migrations"); n != 1 {
-			t.Fatalf("round %d: schema_migrations has %d rows, want 1", round, n)
+		if n, want := countRows(t, sinks[0], "schema_migrations"), len(allVersions(t)); n != want {
+			t.Fatalf("round %d: schema_migrations has %d rows, want %d", round, n, want)
 		}
 		// Both handles see the schema.
 		for i, s := range sinks {
@@ -178,5 +196,99 @@ func TestMigrateAppliesInVersionOrderAndStopsAtAFailure(t *testing.T) {
 	}
 	if n := countRows(t, s, "schema_migrations"); n != 2 {
 		t.Errorf("schema_migrations has %d rows, want 2", n)
+	}
+}
+
+// migrationsBefore returns fanin's migrations older than version: a database as an older
+// fanin left it.
+func migrationsBefore(t *testing.T, version int) fstest.MapFS {
+	t.Helper()
+	ms, err := loadMigrations(migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{}
+	for _, m := range ms {
+		if m.version < version {
+			fsys[m.name] = &fstest.MapFile{Data: []byte(m.sql)}
+		}
+	}
+	return fsys
+}
+
+func TestMigration3KeepsOldDeadLettersAndConvertsTheirHeaders(t *testing.T) {
+	s := openUnmigrated(t, testConfig(t))
+	if _, err := migrate(context.Background(), s, migrationsBefore(t, 3)); err != nil {
+		t.Fatal(err)
+	}
+	// Rows as fanin wrote them before: JSON headers (sorted keys, as encoding/json writes a map).
+	for _, r := range []struct {
+		seq     int
+		headers any
+	}{
+		{1, `{"Nats-Msg-Id":["abc"],"X-Trace":["1","2"],"traceparent":["00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"]}`},
+		{2, nil},
+		{3, `{}`},
+		{4, `{"Bad":["\ufffd\ufffd"]}`}, // what JSON made of 0xff 0xfe: past saving
+	} {
+		mustExec(t, s.DB(), `INSERT INTO dead_letters VALUES ('RESULTS', ?, 'results.q', 'old', ?, ?, ?)`,
+			r.seq, []byte("payload"), r.headers, codec.FormatTime(t0))
+	}
+	if _, err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	dls, err := s.DeadLetters(context.Background(), DeadLetterFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 4 {
+		t.Fatalf("%d dead letters after the migration, want the 4 old ones", len(dls))
+	}
+	want := map[uint64]string{
+		1: "NATS/1.0\r\nNats-Msg-Id: abc\r\nX-Trace: 1\r\nX-Trace: 2\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n",
+		2: "",
+		3: "",
+		4: "NATS/1.0\r\nBad: \ufffd\ufffd\r\n\r\n",
+	}
+	for _, d := range dls {
+		if d.StreamCreated != "" || string(d.Payload) != "payload" || d.Reason != "old" {
+			t.Errorf("old dead letter %d = %+v, want stream_created '' and its payload and reason", d.Seq, d)
+		}
+		if string(d.RawHeader) != want[d.Seq] {
+			t.Errorf("dead letter %d headers = %q, want %q", d.Seq, d.RawHeader, want[d.Seq])
+		}
+	}
+	if h := dls[0].Header; len(h) != 3 || !slices.Equal(h["X-Trace"], []string{"1", "2"}) || h["traceparent"] == nil {
+		t.Errorf("dead letter 1 header = %v", h)
+	}
+	var typ string
+	if err := s.DB().QueryRow(`SELECT typeof(headers) FROM dead_letters WHERE stream_seq = 1`).Scan(&typ); err != nil {
+		t.Fatal(err)
+	}
+	if typ != "blob" {
+		t.Errorf("typeof(headers) = %s, want blob", typ)
+	}
+
+	// The new key: the same sequence of another incarnation is another row.
+	mustPoison(t, s, poisonOf(1, t0.Add(time.Hour), "new incarnation"))
+	if n := countRows(t, s, "dead_letters"); n != 5 {
+		t.Fatalf("dead_letters has %d rows, want 5", n)
+	}
+}
+
+func TestMigration3CopesWithAnOlderSchemaWithoutDeadLetters(t *testing.T) {
+	s := openUnmigrated(t, testConfig(t))
+	mustExec(t, s.DB(), `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+		INSERT INTO schema_migrations VALUES (1, '0001_init.sql', '2026-01-01T00:00:00Z');`)
+	if _, err := migrate(context.Background(), s, migrations.FS); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	var n int
+	if err := s.DB().QueryRow(`SELECT count(*) FROM pragma_table_info('dead_letters') WHERE name = 'stream_created'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatal("migration 3 did not create dead_letters with stream_created")
 	}
 }

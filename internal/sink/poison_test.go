@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -178,36 +177,6 @@ func TestEmptyPayloadIsStoredAsEmptyBlob(t *testing.T) {
 				t.Fatalf("payload is %s of length %d, want an empty blob", typ, n)
 			}
 		})
-	}
-}
-
-func TestDeadLetterHeadersAreStoredAsJSONText(t *testing.T) {
-	s := newTestSink(t)
-	withHeaders := rawRecord(codec.KindResult, 1, "results.req-1", []byte("x"), t0)
-	withHeaders.Header = map[string][]string{
-		"Nats-Msg-Id": {"abc"},
-		"X-Trace":     {"1", "2"},
-	}
-	without := rawRecord(codec.KindResult, 2, "results.req-1", []byte("y"), t0)
-	mustPoison(t, s, withHeaders, without)
-
-	var typ string
-	if err := s.DB().QueryRow(`SELECT typeof(headers) FROM dead_letters WHERE stream_seq = 1`).Scan(&typ); err != nil {
-		t.Fatal(err)
-	}
-	if typ != "text" {
-		t.Errorf("typeof(headers) = %s, want text", typ)
-	}
-	d := readDeadLetter(t, s, "RESULTS", 1)
-	var got map[string][]string
-	if err := json.Unmarshal([]byte(d.Headers.String), &got); err != nil {
-		t.Fatalf("headers %q are not JSON: %v", d.Headers.String, err)
-	}
-	if len(got) != 2 || got["Nats-Msg-Id"][0] != "abc" || len(got["X-Trace"]) != 2 || got["X-Trace"][1] != "2" {
-		t.Fatalf("headers = %v, want %v", got, withHeaders.Header)
-	}
-	if d := readDeadLetter(t, s, "RESULTS", 2); d.Headers.Valid {
-		t.Fatalf("headers of a message without any = %q, want NULL", d.Headers.String)
 	}
 }
 

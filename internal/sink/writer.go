@@ -454,8 +454,16 @@ func writeExecutions(ctx context.Context, tx *sql.Tx, execs map[string]*execDelt
 	return nil
 }
 
-const insertDeadLetter = `INSERT INTO dead_letters (stream, stream_seq, subject, reason, payload,
-	headers, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (stream, stream_seq) DO NOTHING`
+// insertDeadLetter records a message once: another copy of it (same stream, incarnation and
+// sequence) changes nothing. A row whose incarnation is unknown (stream_created empty:
+// recorded before fanin kept it, or by a loop that did not know it) is the same message when
+// stream, sequence and publish time match, so a redelivery across that change is recorded once
+// too; another incarnation's message of the same sequence is kept beside it.
+const insertDeadLetter = `INSERT INTO dead_letters (stream, stream_created, stream_seq, subject, reason,
+	payload, headers, recorded_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+	WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE stream = ?1 AND stream_seq = ?3
+		AND recorded_at = ?8 AND (stream_created = '' OR ?2 = ''))
+	ON CONFLICT (stream, stream_created, stream_seq) DO NOTHING`
 
 // writeDeadLetters records recs[dead...] once each, keeping the payload byte for byte.
 func writeDeadLetters(ctx context.Context, tx *sql.Tx, recs []codec.Record, dead []int, reasons []string) error {
@@ -468,20 +476,12 @@ func writeDeadLetters(ctx context.Context, tx *sql.Tx, recs []codec.Record, dead
 	}
 	for _, i := range dead {
 		r := &recs[i]
-		var headers any
-		if len(r.Header) > 0 {
-			b, err := json.Marshal(r.Header)
-			if err != nil {
-				return fmt.Errorf("dead letter %s/%d: headers: %w", r.Stream, r.Seq, err)
-			}
-			headers = string(b)
-		}
 		payload := r.Payload
 		if payload == nil {
 			payload = []byte{} // an empty payload is an empty blob, never NULL
 		}
-		if _, err := st.ExecContext(ctx, r.Stream, int64(r.Seq), r.Subject, reasons[i], payload,
-			headers, r.RecordedAtText()); err != nil {
+		if _, err := st.ExecContext(ctx, r.Stream, streamCreatedText(r.StreamCreated), int64(r.Seq),
+			r.Subject, reasons[i], payload, EncodeHeader(r.Header), r.RecordedAtText()); err != nil {
 			return fmt.Errorf("dead letter %s/%d: %w", r.Stream, r.Seq, err)
 		}
 	}
