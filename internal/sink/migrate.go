@@ -15,8 +15,16 @@ import (
 // Migrate applies, in order and each in its own transaction, every migration not yet recorded
 // in schema_migrations. Running it again is a no-op; several processes may run it at once.
 // It returns the versions it applied.
+//
+// Then it checks the result (CheckSchema): a migration recorded as applied does not prove its
+// tables have every column fanin uses (an older schema that CREATE TABLE IF NOT EXISTS left
+// alone), and a *SchemaError names the missing ones.
 func (s *Sink) Migrate(ctx context.Context) ([]int, error) {
-	return migrate(ctx, s, migrations.FS)
+	applied, err := migrate(ctx, s, migrations.FS)
+	if err != nil {
+		return applied, err
+	}
+	return applied, s.CheckSchema(ctx)
 }
 
 type migration struct {
