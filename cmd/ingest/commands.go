@@ -17,7 +17,7 @@ import (
 const runSynopsis = `ingest — project a PC fleet's execution events from NATS JetStream into SQLite, in batches.
 
 Usage:
-  ingest [run] [flags]    ingest until SIGINT/SIGTERM (a second signal exits at once)
+  ingest [run] [flags]    ingest until SIGINT, SIGTERM or SIGHUP (a second signal exits at once)
   ingest migrate [flags]  apply the database migrations and exit
   ingest demo [flags]     broadcast to a simulated fleet on the embedded server and ingest it
   ingest dead-letters [list|replay] [flags]
@@ -26,10 +26,16 @@ Usage:
 
 Each projection (started: EVENTS events.started.>, results: RESULTS results.>) fetches up to
 --batch messages or whatever arrived within --wait, writes them in one SQLite transaction,
-then acks them; a failed write is naked with a growing delay; poison goes to dead_letters.`
+then acks them; a failed write is naked with a growing delay; poison goes to dead_letters.
 
-// Main runs the command line args and returns the exit code: 0 success, 1 failure, 2 bad usage.
-// Cancelling ctx starts a graceful shutdown.
+Exit codes: 0 after a clean stop (a signal, and the graceful shutdown completed: whatever was
+not acked is redelivered later); 1 when ingest failed, or its shutdown failed or timed out;
+2 for a setting that can never work; 130 on a second signal.`
+
+// Main runs the command line args and returns the exit code: 0 success, 1 failure, 2 bad usage
+// (a setting that can never work, reported in one line before anything is opened). Cancelling
+// ctx starts a graceful shutdown; a run stopped that way exits 0 once the shutdown completed,
+// even when it was still waiting for NATS, 1 only when the shutdown failed or timed out.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	cmd := "run"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -64,10 +70,15 @@ func parseFlags(fs *flagSet, args []string, stdout, stderr io.Writer, getenv fun
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ingest: %v (see ingest --help)\n", err)
-		return 2
+		return usageError(stderr, err)
 	}
 	return -1
+}
+
+// usageError reports err, a setting that can never work, in one line and returns exit code 2.
+func usageError(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "ingest: %v (see ingest --help)\n", err)
+	return 2
 }
 
 // newLogger logs to w at the configured level and format; records logged with a context that
@@ -90,15 +101,20 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		return code
 	}
 	if err := cfg.finish(); err != nil {
-		fmt.Fprintf(stderr, "ingest: %v\n", err)
-		return 2
+		return usageError(stderr, err)
 	}
 	cfg.Telemetry.Getenv = getenv
 	log := newLogger(cfg, stderr)
 
 	a, err := openApp(ctx, cfg, log)
 	if err != nil {
-		fmt.Fprintf(stderr, "ingest: %v\n", err)
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// Stopped while starting (waiting for NATS to create the streams, say): openApp
+			// closed what it had opened, and nothing was fetched that is not redelivered.
+			log.Info("stopped before ingesting", "exit_code", 0)
+			return 0
+		}
+		fmt.Fprintf(stderr, "ingest: %v\n", flagError(err))
 		return 1
 	}
 	code := runUntilStopped(ctx, a)
@@ -148,8 +164,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		return code
 	}
 	if err := cfg.finish(); err != nil {
-		fmt.Fprintf(stderr, "ingest: %v\n", err)
-		return 2
+		return usageError(stderr, err)
 	}
 	db, err := sink.Open(ctx, cfg.DB)
 	if err != nil {

@@ -34,17 +34,24 @@ type config struct {
 	MetricsAddr string
 	// Telemetry is filled by finish (Prometheus) and by the command (Getenv).
 	Telemetry telemetry.Config
+
+	// given says how a flag was set: "--name" on the command line, "$VAR" in the environment,
+	// "" not at all (its default, or a value the command chose). nil: as if none was.
+	given func(name string) string
 }
 
 // flagSet is a flag.FlagSet whose flags may also come from environment variables; the command
 // line wins over the environment, which wins over the default.
 type flagSet struct {
 	*flag.FlagSet
-	env map[string]string // flag name → environment variable
+	env      map[string]string // flag name → environment variable
+	fromArgs map[string]bool   // flags set on the command line, filled by parse
+	fromEnv  map[string]bool   // flags set from the environment, filled by parse
 }
 
 func newFlagSet(name, synopsis string, out io.Writer) *flagSet {
-	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), env: map[string]string{}}
+	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), env: map[string]string{},
+		fromArgs: map[string]bool{}, fromEnv: map[string]bool{}}
 	fs.SetOutput(out)
 	fs.Usage = func() {
 		out := fs.Output() // io.Discard while parsing: the flag package calls Usage on -help too
@@ -68,30 +75,40 @@ func newFlagSet(name, synopsis string, out io.Writer) *flagSet {
 	return fs
 }
 
-// parse applies the environment, then the arguments.
+// parse applies the arguments, then the environment to the flags the arguments left alone.
 func (fs *flagSet) parse(args []string, getenv func(string) string) error {
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		e := fs.env[f.Name]
-		if e == "" || err != nil {
-			return
-		}
-		if v := getenv(e); v != "" {
-			if serr := fs.Set(f.Name, v); serr != nil {
-				err = fmt.Errorf("$%s: %w", e, serr)
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	return nil
+	fs.Visit(func(f *flag.Flag) { fs.fromArgs[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		e := fs.env[f.Name]
+		if e == "" || err != nil || fs.fromArgs[f.Name] {
+			return
+		}
+		if v := getenv(e); v != "" {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("$%s: %w", e, serr)
+			}
+			fs.fromEnv[f.Name] = true
+		}
+	})
+	return err
+}
+
+// given says how the flag name was set: "--name", "$VAR" or "" (see config.given).
+func (fs *flagSet) given(name string) string {
+	switch {
+	case fs.fromArgs[name]:
+		return "--" + name
+	case fs.fromEnv[name]:
+		return "$" + fs.env[name]
+	}
+	return ""
 }
 
 func (fs *flagSet) envVar(name, env string) { fs.env[name] = env }
@@ -100,9 +117,9 @@ func (fs *flagSet) envVar(name, env string) { fs.env[name] = env }
 // subsets they need) and returns the config they fill.
 func ingestFlags(fs *flagSet) *config {
 	c := &config{DB: sink.DefaultConfig(), Events: batch.Started(), Results: batch.Results(),
-		Output: output.DefaultConfig(), Telemetry: telemetry.DefaultConfig()}
+		Output: output.DefaultConfig(), Telemetry: telemetry.DefaultConfig(), given: fs.given}
 
-	fs.StringVar(&c.NATS.URL, "nats-url", "nats://127.0.0.1:4222", "NATS server `URLs`, comma-separated (nats:// or tls://)")
+	fs.StringVar(&c.NATS.URL, "nats-url", "nats://127.0.0.1:4222", "NATS server `URLs`, comma-separated: nats://, tls://, ws:// or wss://, or host:port for nats://\n(without --embedded-nats)")
 	fs.envVar("nats-url", "NATS_URL")
 	fs.StringVar(&c.NATS.Creds, "nats-creds", "", "NATS credentials `file` (JWT and NKey seed)")
 	fs.envVar("nats-creds", "NATS_CREDS")
@@ -115,7 +132,7 @@ func ingestFlags(fs *flagSet) *config {
 
 	fs.StringVar(&c.DB.Path, "db", c.DB.Path, "SQLite database `file` (created with mode 0600; its directory must exist)")
 	fs.envVar("db", "FANIN_DB")
-	fs.StringVar(&c.DB.Sync, "sync", c.DB.Sync, "`full`: fsync every commit, an ack means the row survives a power cut;\nnormal: faster, but a power cut can lose the last commits although their messages were acked")
+	fs.StringVar(&c.DB.Sync, "sync", c.DB.Sync, "`full`: fsync every commit, an ack means the row survives a power cut or OS crash;\nnormal: fsync only at WAL checkpoints, faster, but a power cut or OS crash loses everything\ncommitted since the last checkpoint, up to the WAL's 64 MiB, although those messages were acked\nand are not redelivered; on a new database, the schema too. A process crash loses nothing in\neither mode")
 	fs.envVar("sync", "FANIN_SYNC")
 
 	fs.IntVar(&c.Events.BatchSize, "batch", c.Events.BatchSize, "N: most `messages` per fetch (1–10000); caught up, one fetch is one transaction")
@@ -148,7 +165,7 @@ func ingestFlags(fs *flagSet) *config {
 	fs.envVar("create-streams", "FANIN_CREATE_STREAMS")
 	fs.StringVar(&c.EmbeddedNATS, "embedded-nats", "", "start an in-process JetStream server listening on `host:port` and use it (implies --create-streams):\na single binary with no other service")
 	fs.envVar("embedded-nats", "FANIN_EMBEDDED_NATS")
-	fs.StringVar(&c.DataDir, "data-dir", "./data", "`directory` where the embedded server stores its streams")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "`directory` where the embedded server stores its streams (created if missing)")
 	fs.envVar("data-dir", "FANIN_DATA_DIR")
 
 	fs.StringVar(&c.LogLevel, "log-level", "info", "`level`: debug, info, warn or error")
@@ -180,11 +197,14 @@ func (c *config) finish() error {
 	if err := c.DB.Validate(); err != nil {
 		return err
 	}
-	if err := c.Events.Validate(); err != nil {
+	if err := c.checkNATS(); err != nil {
 		return err
 	}
+	if err := c.Events.Validate(); err != nil {
+		return projectionFlagError("events", err)
+	}
 	if err := c.Results.Validate(); err != nil {
-		return err
+		return projectionFlagError("results", err)
 	}
 	if err := c.Output.Validate(); err != nil {
 		return err
@@ -211,6 +231,78 @@ func (c *config) finish() error {
 	}
 	c.Telemetry.Prometheus = c.MetricsAddr != ""
 	return nil
+}
+
+// checkNATS validates how NATS is reached: the embedded server's address, or the URLs and the
+// client's TLS files. The embedded server replaces --nats-url and serves plain nats://, so
+// either flag given with --embedded-nats is an error rather than silently ignored.
+func (c *config) checkNATS() error {
+	if c.EmbeddedNATS == "" {
+		return flagError(c.NATS.Validate())
+	}
+	given := c.given
+	if given == nil {
+		given = func(string) string { return "" }
+	}
+	if given("embedded-nats") != "" && given("nats-url") != "" {
+		return fmt.Errorf("--embedded-nats and --nats-url exclude each other%s", fromEnv(given, "embedded-nats", "nats-url"))
+	}
+	for _, tls := range []struct{ flag, file string }{
+		{"nats-tls-ca", c.NATS.TLSCA}, {"nats-tls-cert", c.NATS.TLSCert}, {"nats-tls-key", c.NATS.TLSKey},
+	} {
+		if tls.file != "" {
+			return fmt.Errorf("--embedded-nats and --%s exclude each other: the embedded server serves plain nats://%s",
+				tls.flag, fromEnv(given, "embedded-nats", tls.flag))
+		}
+	}
+	return flagError(broker.ValidateListenAddr(c.EmbeddedNATS))
+}
+
+// fromEnv says which of the flags came from the environment, for an error about them: " ($NATS_URL
+// is set)", or "" when none did.
+func fromEnv(given func(string) string, flags ...string) string {
+	var vars []string
+	for _, f := range flags {
+		if g := given(f); strings.HasPrefix(g, "$") {
+			vars = append(vars, g)
+		}
+	}
+	switch len(vars) {
+	case 0:
+		return ""
+	case 1:
+		return " (" + vars[0] + " is set)"
+	}
+	return " (" + strings.Join(vars, " and ") + " are set)"
+}
+
+// brokerFlags names the flag of each broker setting.
+var brokerFlags = map[broker.Setting]string{
+	broker.SettingURL:        "--nats-url",
+	broker.SettingListenAddr: "--embedded-nats",
+	broker.SettingDataDir:    "--data-dir",
+}
+
+// flagError prefixes err with the flag of the setting it is about, when it is a broker setting
+// error: the library names its fields, the command line its flags.
+func flagError(err error) error {
+	var se *broker.SettingError
+	if errors.As(err, &se) && brokerFlags[se.Setting] != "" {
+		return fmt.Errorf("%s: %w", brokerFlags[se.Setting], err)
+	}
+	return err
+}
+
+// projectionFlagError prefixes an error of batch.Config.Validate about the stream or durable
+// name with its flag (--events-stream, --results-durable, …). Validate names those fields at
+// the start of its message; its other messages name their flags already.
+func projectionFlagError(projection string, err error) error {
+	for _, f := range []struct{ field, flag string }{{"stream name", "stream"}, {"durable name", "durable"}} {
+		if strings.HasPrefix(err.Error(), f.field+" ") {
+			return fmt.Errorf("--%s-%s: %w", projection, f.flag, err)
+		}
+	}
+	return err
 }
 
 // byteSize is a flag holding a number of bytes, written as an integer with an optional unit:
