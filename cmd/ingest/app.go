@@ -50,6 +50,7 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 	if a.db, err = sink.Open(ctx, cfg.DB); err != nil {
 		return nil, err
 	}
+	a.health.db.Store(a.db)
 	applied, err := a.db.Migrate(ctx)
 	if err != nil {
 		return nil, err
@@ -58,7 +59,7 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 		log.Info("migrated the database", "db", cfg.DB.Path, "versions", applied)
 	}
 	if cfg.DB.Sync == sink.SyncNormal {
-		log.Warn("--sync normal: a power cut or OS crash can lose the last commits, although their messages were acked")
+		log.Warn("--sync normal: a power cut or OS crash loses everything committed since the last WAL checkpoint (up to 64 MiB), although those messages were acked and are not redelivered; on a new database, the schema too")
 	}
 	if err := a.openTelemetry(ctx); err != nil {
 		return nil, err
@@ -100,14 +101,16 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 		log.Warn("output bucket does not exist: results naming objects in it will keep their inline text, with a note",
 			"bucket", cfg.Output.Bucket)
 	}
-	opts := []batch.Option{batch.WithReplay(empty), batch.WithLogger(log),
-		batch.WithTracerProvider(a.tel.TracerProvider)}
+	opts := []batch.Option{batch.WithReplay(empty), batch.WithLedger(a.db), batch.WithAdopt(cfg.AdoptDurables),
+		batch.WithLogger(log), batch.WithTracerProvider(a.tel.TracerProvider)}
 	if a.tel.Metrics() {
 		opts = append(opts, batch.WithMeterProvider(a.tel.MeterProvider))
 	}
 	a.loops = []*batch.Loop{
-		batch.New(cfg.Events, a.js, a.writer(codec.KindStarted), opts...),
-		batch.New(cfg.Results, a.js, a.writer(codec.KindResult), append(opts, batch.WithCompleter(resolver))...),
+		batch.New(cfg.Events, a.js, a.writer(codec.KindStarted),
+			append(opts, a.streamCreator(broker.EventsStream(cfg.Events.Stream)))...),
+		batch.New(cfg.Results, a.js, a.writer(codec.KindResult),
+			append(opts, a.streamCreator(broker.ResultsStream(cfg.Results.Stream)), batch.WithCompleter(resolver))...),
 	}
 	a.health.loops.Store(&a.loops)
 	return a, nil
@@ -156,6 +159,17 @@ func (a *app) createStreams(ctx context.Context) error {
 		case <-time.After(d):
 		}
 	}
+}
+
+// streamCreator is the option that lets a projection create its stream again, with the
+// original settings, when it is deleted while fanin runs — with --create-streams only.
+func (a *app) streamCreator(sc jetstream.StreamConfig) batch.Option {
+	if !a.cfg.CreateStreams {
+		return func(*batch.Loop) {}
+	}
+	return batch.WithCreateStream(func(ctx context.Context) error {
+		return broker.CreateStreams(ctx, a.js, a.log, sc)
+	})
 }
 
 // run projects both streams until ctx is cancelled, then lets each projection finish the

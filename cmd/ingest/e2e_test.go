@@ -67,6 +67,20 @@ func testConfig(t *testing.T, url string) *config {
 type running struct {
 	*app
 	stop func() int // cancel and wait; returns the exit code
+	done chan int   // receives the exit code once, if the app stops by itself
+}
+
+// wait returns the exit code of an app that stops by itself within d.
+func (r *running) wait(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case code := <-r.done:
+		r.stop = func() int { return code }
+		return code
+	case <-time.After(d):
+		t.Fatalf("still running after %s", d)
+		return -1
+	}
 }
 
 func startApp(t *testing.T, cfg *config) *running {
@@ -90,7 +104,7 @@ func startPrepared(t *testing.T, cfg *config, prepare func(*app)) *running {
 	go func() { done <- runUntilStopped(ctx, a) }()
 	var once sync.Once
 	code := -1
-	r := &running{app: a, stop: func() int {
+	r := &running{app: a, done: done, stop: func() int {
 		once.Do(func() {
 			cancel()
 			code = <-done
@@ -326,28 +340,137 @@ func TestGracefulShutdownAcksOnlyWhatIsCommitted(t *testing.T) {
 	}
 }
 
+// A wiped projection is projected again from the start of the streams, and gives the same
+// tables, counters included: whether its rows were deleted with the executions kept (whose
+// counters the replay first sets back to 0, or they would count every run twice), or the file
+// was deleted and the new one adopts the durables.
 func TestReplayAfterAWipedDatabase(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wipe func(t *testing.T, cfg *config, b fleet.Broadcast)
+	}{
+		{"rows deleted, executions kept", func(t *testing.T, cfg *config, _ fleet.Broadcast) {
+			exec(t, cfg.DB.Path, `DELETE FROM execution_results`, `DELETE FROM dead_letters`)
+		}},
+		{"file deleted, durables adopted", func(t *testing.T, cfg *config, b fleet.Broadcast) {
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				os.Remove(cfg.DB.Path + suffix)
+			}
+			fleettest.CreateExecution(t, cfg.DB.Path, b)
+			cfg.AdoptDurables = true
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := natstest.Run(t)
+			_, js := natstest.Connect(t, srv.ClientURL())
+			cfg := testConfig(t, srv.ClientURL())
+			b := testBroadcast(300, 7)
+			fleettest.CreateExecution(t, cfg.DB.Path, b)
+			r := startApp(t, cfg)
+			publishAll(t, js, b.Messages())
+			fleettest.WaitDrained(t, js, time.Minute)
+			r.stop()
+			before := dump(t, cfg.DB.Path)
+
+			tc.wipe(t, cfg, b)
+			r = startApp(t, cfg)
+			natstest.Eventually(t, time.Minute, "the stream projected again", func() bool {
+				return dump(t, cfg.DB.Path) == before
+			})
+			fleettest.WaitDrained(t, js, time.Minute)
+			if got := dump(t, cfg.DB.Path); got != before {
+				t.Fatalf("after the replay drained: %s", firstDiff(got, before))
+			}
+			r.stop()
+		})
+	}
+}
+
+// A database that is not the one the durables feed — a new, empty file at another path — is
+// refused: nothing consumed into it, and the durables are left as they are for their database.
+func TestANewDatabaseRefusesTheDurablesOfAnother(t *testing.T) {
 	srv := natstest.Run(t)
 	_, js := natstest.Connect(t, srv.ClientURL())
 	cfg := testConfig(t, srv.ClientURL())
-	b := testBroadcast(300, 7)
+	b := testBroadcast(100, 3)
 	fleettest.CreateExecution(t, cfg.DB.Path, b)
-	msgs := b.Messages()
 	r := startApp(t, cfg)
-	publishAll(t, js, msgs)
+	publishAll(t, js, b.Messages())
 	fleettest.WaitDrained(t, js, time.Minute)
 	r.stop()
-	before := dump(t, cfg.DB.Path)
-
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		os.Remove(cfg.DB.Path + suffix)
+	ctx := context.Background()
+	c, err := js.Consumer(ctx, "RESULTS", "backend_results_projector")
+	if err != nil {
+		t.Fatal(err)
 	}
+	created := c.CachedInfo().Created
+
+	wrong := *cfg
+	wrong.DB.Path = filepath.Join(t.TempDir(), "typo.db")
+	r = startApp(t, &wrong)
+	if code := r.wait(t, 30*time.Second); code != 1 {
+		t.Fatalf("exit code %d, want 1", code)
+	}
+	var rows int
+	db, err := sql.Open("sqlite3", "file:"+wrong.DB.Path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(`SELECT count(*) FROM execution_results`).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("the wrong database got %d rows (err %v)", rows, err)
+	}
+	c, err = js.Consumer(ctx, "RESULTS", "backend_results_projector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.CachedInfo().Created.Equal(created) || c.CachedInfo().NumPending != 0 {
+		t.Fatalf("the real database's durable was recreated or rewound: created %v (was %v), pending %d",
+			c.CachedInfo().Created, created, c.CachedInfo().NumPending)
+	}
+}
+
+// With --create-streams, a stream deleted while fanin runs is created again (not waited for),
+// and what is published to the new one is projected.
+func TestAStreamDeletedUnderCreateStreamsIsCreatedAgain(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.ClientURL())
+	cfg := testConfig(t, srv.ClientURL())
+	b := testBroadcast(200, 5)
+	b.Poison = 0
 	fleettest.CreateExecution(t, cfg.DB.Path, b)
-	r = startApp(t, cfg)
-	natstest.Eventually(t, time.Minute, "the stream projected again", func() bool {
-		return dump(t, cfg.DB.Path) == before
+	startApp(t, cfg)
+	ctx := context.Background()
+	natstest.Eventually(t, 30*time.Second, "streams created", func() bool {
+		_, err := js.Stream(ctx, "RESULTS")
+		return err == nil
 	})
-	r.stop()
+	if err := js.DeleteStream(ctx, "RESULTS"); err != nil {
+		t.Fatal(err)
+	}
+	natstest.Eventually(t, 30*time.Second, "RESULTS created again, its durable bound", func() bool {
+		_, err := js.Consumer(ctx, "RESULTS", "backend_results_projector")
+		return err == nil
+	})
+	msgs := b.Messages()
+	publishAll(t, js, msgs)
+	fleettest.WaitDrained(t, js, time.Minute)
+	fleettest.CheckTables(t, cfg.DB.Path, b, msgs)
+}
+
+// exec runs statements on the database at path, as another process would.
+func exec(t *testing.T, path string, stmts ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
 }
 
 func firstDiff(got, want string) string {

@@ -26,6 +26,7 @@ type config struct {
 	LogLevel        string
 	LogFormat       string
 	CreateStreams   bool
+	AdoptDurables   bool
 	EmbeddedNATS    string
 	DataDir         string
 	ShutdownTimeout time.Duration
@@ -163,6 +164,8 @@ func ingestFlags(fs *flagSet) *config {
 
 	fs.BoolVar(&c.CreateStreams, "create-streams", false, "create missing streams with the original settings (EVENTS 7 d/256 MiB, RESULTS 30 d/2 GiB);\nwithout it a missing stream is reported and waited for")
 	fs.envVar("create-streams", "FANIN_CREATE_STREAMS")
+	fs.BoolVar(&c.AdoptDurables, "adopt-durables", false, "take over durables that feed another database (their metadata names it): recreate them and project\nthe whole streams into this --db. Without it fanin refuses to consume from them")
+	fs.envVar("adopt-durables", "FANIN_ADOPT_DURABLES")
 	fs.StringVar(&c.EmbeddedNATS, "embedded-nats", "", "start an in-process JetStream server listening on `host:port` and use it (implies --create-streams):\na single binary with no other service")
 	fs.envVar("embedded-nats", "FANIN_EMBEDDED_NATS")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "`directory` where the embedded server stores its streams (created if missing)")

@@ -11,6 +11,7 @@ import (
 	"fanin/internal/batch"
 	"fanin/internal/broker"
 	"fanin/internal/output"
+	"fanin/internal/sink"
 	"fanin/internal/telemetry"
 )
 
@@ -21,6 +22,7 @@ type health struct {
 	loops     atomic.Pointer[[]*batch.Loop]
 	stopping  atomic.Bool
 	lastWrite atomic.Pointer[writeOutcome]
+	db        atomic.Pointer[sink.Sink]
 	output    atomic.Pointer[output.Resolver]
 }
 
@@ -62,18 +64,20 @@ func (h *health) checks() []telemetry.Check {
 			if loops == nil {
 				return errors.New("not started")
 			}
-			var unbound []string
+			var errs []error
 			for i, l := range *loops {
-				if !l.Bound() {
-					unbound = append(unbound, projectionName(i))
+				if err := l.Ready(); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", projectionName(i), err))
 				}
 			}
-			if len(unbound) > 0 {
-				return fmt.Errorf("durable of %s not bound", strings.Join(unbound, " and "))
-			}
-			return nil
+			return errors.Join(errs...)
 		}},
 		{Name: "database", Func: func(context.Context) error {
+			if db := h.db.Load(); db != nil {
+				if err := db.CheckFile(); err != nil {
+					return err
+				}
+			}
 			if w := h.lastWrite.Load(); w != nil && w.err != nil {
 				return fmt.Errorf("last write failed %s ago: %w", time.Since(w.at).Round(time.Second), w.err)
 			}

@@ -131,6 +131,10 @@ func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, reje
 	if err := tx.Commit(); err != nil {
 		return Report{}, fmt.Errorf("commit: %w", err)
 	}
+	// Committed, but into the file at --db? A deleted or replaced file takes the commit with it.
+	if err := s.CheckFile(); err != nil {
+		return Report{}, fmt.Errorf("after commit: %w", err)
+	}
 	return rep, nil
 }
 
