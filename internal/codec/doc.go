@@ -2,7 +2,7 @@
 // event — [Started] (stream EVENTS) or [Result] (stream RESULTS) — or into a
 // [*PoisonError] that says which field is wrong and why.
 //
-// The wire contract is /work/shared/domain.md ("Wire format" and "Precise
+// The wire contract is docs/contract.md ("Wire format" and "Precise
 // meanings"). In short:
 //
 //   - Keys match case-sensitively; `Result_ID` is an unknown field.

@@ -4,7 +4,7 @@ package sink
 // history (any order, duplicates, redeliveries, batch boundaries, poison, reaper actions between
 // batches, crashes between commit and ack) go through the real sink, and after every step the
 // three tables must equal those of an in-memory model written from the text of
-// ../shared/domain.md — not from merge.go.
+// docs/contract.md — not from merge.go.
 //
 // Failing cases are kept by rapid under testdata/rapid/ and replayed first on every run; each
 // one found so far is also pinned below as an explicit regression test.
