@@ -80,19 +80,26 @@ func ingestArgs(url, db string, extra ...string) []string {
 // the test ends, if it still runs.
 func start(t *testing.T, dir string, args []string, cred *syscall.Credential) *proc {
 	t.Helper()
+	cmd := exec.Command(ingestBin, args...)
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	return startCommand(t, dir, cmd)
+}
+
+// startCommand is start for any command: the bare binary, or a shell that prepares the process
+// and then execs ingest. Its environment is the test's without FANIN_*, NATS_* and OTEL_*.
+func startCommand(t *testing.T, dir string, cmd *exec.Cmd) *proc {
+	t.Helper()
 	f, err := os.CreateTemp(dir, "ingest-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(ingestBin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	for _, kv := range os.Environ() { // hermetic: no setting leaks in from the environment
 		if !strings.HasPrefix(kv, "FANIN_") && !strings.HasPrefix(kv, "NATS_") && !strings.HasPrefix(kv, "OTEL_") {
 			cmd.Env = append(cmd.Env, kv)
 		}
-	}
-	if cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
 	if err := cmd.Start(); err != nil {
 		f.Close()
@@ -156,6 +163,15 @@ func (p *proc) wait(timeout time.Duration) int {
 		p.t.Fatalf("ingest pid %d still running after %s", p.cmd.Process.Pid, timeout)
 	}
 	return p.cmd.ProcessState.ExitCode()
+}
+
+// stop sends SIGTERM and fails the test unless the process exits 0 within 30 s.
+func (p *proc) stop() {
+	p.t.Helper()
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(30 * time.Second); code != 0 {
+		p.t.Fatalf("exit code %d after SIGTERM, want 0", code)
+	}
 }
 
 // kill SIGKILLs the process and waits for it.

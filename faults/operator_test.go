@@ -74,10 +74,7 @@ func TestDurableFilterEditedFromOutsideLosesNothing(t *testing.T) {
 			}
 			p.waitLog("durable's settings were changed outside fanin: messages they passed over would never be projected; recreating it from the last safe point", 1, 30*time.Second)
 			fleettest.WaitDrained(t, js, time.Minute)
-			p.signal(syscall.SIGTERM)
-			if code := p.wait(30 * time.Second); code != 0 {
-				t.Fatalf("exit code %d", code)
-			}
+			p.stop()
 			fleettest.CheckTables(t, db, b, msgs)
 		})
 	}
@@ -126,10 +123,7 @@ func TestDatabaseDeletedWhileRunningAcksNothing(t *testing.T) {
 	p = start(t, dir, append(args, "--adopt-durables"), nil)
 	p.waitLog("projecting", 2, 30*time.Second)
 	fleettest.WaitDrained(t, js, time.Minute)
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(30 * time.Second); code != 0 {
-		t.Fatalf("exit code %d", code)
-	}
+	p.stop()
 	fleettest.CheckTables(t, db, b, msgs)
 }
 
@@ -165,9 +159,6 @@ func TestReplicaOnTheWrongDatabaseRefusesToConsume(t *testing.T) {
 	if after == nil || !after.Created.Equal(before.Created) || after.NumPending != 0 {
 		t.Fatalf("the durable was recreated or rewound: %+v", after)
 	}
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(30 * time.Second); code != 0 {
-		t.Fatalf("exit code %d", code)
-	}
+	p.stop()
 	fleettest.CheckTables(t, db, b, msgs)
 }

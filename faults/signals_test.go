@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -68,42 +67,4 @@ func TestSIGHUPIgnoredAtStartStaysIgnored(t *testing.T) {
 func unreachableArgs(dir string, extra ...string) []string {
 	return append([]string{"--nats-url", "nats://127.0.0.1:1", "--db", filepath.Join(dir, "fanin.db"),
 		"--log-format", "json", "--metrics-addr=", "--shutdown-timeout", "20s"}, extra...)
-}
-
-// startCommand is start for a command other than the bare binary (a shell that prepares the
-// process, then execs ingest).
-func startCommand(t *testing.T, dir string, cmd *exec.Cmd) *proc {
-	t.Helper()
-	f, err := os.CreateTemp(dir, "ingest-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = f, f
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "FANIN_") && !strings.HasPrefix(kv, "NATS_") && !strings.HasPrefix(kv, "OTEL_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("start: %v", err)
-	}
-	p := &proc{t: t, cmd: cmd, log: f.Name(), done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("log (last 3000 bytes):\n%s", tail(p.logs(), 3000))
-		}
-	})
-	return p
 }

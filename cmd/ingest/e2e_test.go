@@ -350,7 +350,7 @@ func TestReplayAfterAWipedDatabase(t *testing.T) {
 		wipe func(t *testing.T, cfg *config, b fleet.Broadcast)
 	}{
 		{"rows deleted, executions kept", func(t *testing.T, cfg *config, _ fleet.Broadcast) {
-			exec(t, cfg.DB.Path, `DELETE FROM execution_results`, `DELETE FROM dead_letters`)
+			execSQL(t, cfg.DB.Path, `DELETE FROM execution_results`, `DELETE FROM dead_letters`)
 		}},
 		{"file deleted, durables adopted", func(t *testing.T, cfg *config, b fleet.Broadcast) {
 			for _, suffix := range []string{"", "-wal", "-shm"} {
@@ -456,21 +456,6 @@ func TestAStreamDeletedUnderCreateStreamsIsCreatedAgain(t *testing.T) {
 	publishAll(t, js, msgs)
 	fleettest.WaitDrained(t, js, time.Minute)
 	fleettest.CheckTables(t, cfg.DB.Path, b, msgs)
-}
-
-// exec runs statements on the database at path, as another process would.
-func exec(t *testing.T, path string, stmts ...string) {
-	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, q := range stmts {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
 }
 
 func firstDiff(got, want string) string {
