@@ -7,6 +7,7 @@ import (
 
 	"fanin/internal/batch"
 	"fanin/internal/codec"
+	"fanin/internal/store"
 )
 
 // live measures latency: a fresh stream, fanin's loop (batch.Started() defaults on the LIVE
@@ -25,7 +26,8 @@ func live(ctx context.Context, e *env, n int, wait time.Duration, rate float64, 
 	}
 	defer db.Close()
 	lat := make([]time.Duration, 0, total)
-	write := func(ctx context.Context, recs []codec.Record) ([]string, error) {
+	// The sink, timing each record from its publication to its commit.
+	write := batch.StoreFunc(func(ctx context.Context, recs []codec.Record) (store.Report, error) {
 		rep, err := db.Write(ctx, recs)
 		if err == nil {
 			now := time.Now()
@@ -35,8 +37,8 @@ func live(ctx context.Context, e *env, n int, wait time.Duration, rate float64, 
 				}
 			}
 		}
-		return rep.Rejected, err
-	}
+		return rep, err
+	})
 
 	nc, js, err := e.connect()
 	if err != nil {

@@ -152,9 +152,9 @@ func sinkOnly(ctx context.Context, e *env, n int) (result, error) {
 				mt.stop()
 				return res, fmt.Errorf("write: %w", err)
 			}
-			if rep.DeadLettered > 0 {
+			if len(rep.DeadLetters) > 0 {
 				mt.stop()
-				return res, fmt.Errorf("write: %d records dead-lettered, first: %s", rep.DeadLettered, firstNonEmpty(rep.Rejected))
+				return res, fmt.Errorf("write: %d records dead-lettered, first: %v", len(rep.DeadLetters), rep.DeadLetters[0].Err)
 			}
 			done += uint64(len(recs))
 			e.prog.update(done)
@@ -268,11 +268,6 @@ func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, 
 		return res, err
 	}
 	defer db.Close()
-	// Exactly cmd/ingest's adapter.
-	write := func(ctx context.Context, recs []codec.Record) ([]string, error) {
-		rep, err := db.Write(ctx, recs)
-		return rep.Rejected, err
-	}
 
 	nc, js, err := e.connect()
 	if err != nil {
@@ -298,7 +293,7 @@ func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, 
 	}
 	started := batch.Started()
 	started.Durable, started.BatchSize, started.MaxWait = name, n, wait
-	loops := []*batch.Loop{batch.New(started, js, write, opts...)}
+	loops := []*batch.Loop{batch.New(started, js, db, opts...)}
 	cfgs := []batch.Config{started}
 	if e.opts.Results {
 		results := batch.Results()
@@ -307,7 +302,7 @@ func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, 
 			results.Stream, results.FilterSubject = largeStream, largeFilter
 			res.Output = int64(largeCount(e.opts.PCs, e.opts.LargeOutput)) * int64(e.opts.LargeSize)
 		}
-		loops = append(loops, batch.New(results, js, write, append(opts, batch.WithCompleter(resolver))...))
+		loops = append(loops, batch.New(results, js, db, append(opts, batch.WithCompleter(resolver))...))
 		cfgs = append(cfgs, results)
 		res.Msgs *= 2
 	}
@@ -474,13 +469,4 @@ func verifyOutputs(ctx context.Context, db *sink.Sink, want, size int) error {
 		return fmt.Errorf("verify: %d rows hold a %d-byte stdout, want %d", got, size, want)
 	}
 	return nil
-}
-
-func firstNonEmpty(ss []string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }

@@ -13,7 +13,6 @@ import (
 
 	"fanin/internal/batch"
 	"fanin/internal/broker"
-	"fanin/internal/codec"
 	"fanin/internal/output"
 	"fanin/internal/sink"
 	"fanin/internal/telemetry"
@@ -31,10 +30,9 @@ type app struct {
 	js    jetstream.JetStream
 	loops []*batch.Loop
 
-	tel     *telemetry.Telemetry
-	metrics *writeMetrics
-	server  *telemetry.Server // nil when --metrics-addr is empty
-	health  health
+	tel    *telemetry.Telemetry
+	server *telemetry.Server // nil when --metrics-addr is empty
+	health health
 }
 
 // openApp opens the database (migrating it), sets up the telemetry and starts the /metrics,
@@ -107,9 +105,9 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 		opts = append(opts, batch.WithMeterProvider(a.tel.MeterProvider))
 	}
 	a.loops = []*batch.Loop{
-		batch.New(cfg.Events, a.js, a.writer(codec.KindStarted),
+		batch.New(cfg.Events, a.js, a.db,
 			append(opts, a.streamCreator(broker.EventsStream(cfg.Events.Stream)))...),
-		batch.New(cfg.Results, a.js, a.writer(codec.KindResult),
+		batch.New(cfg.Results, a.js, a.db,
 			append(opts, a.streamCreator(broker.ResultsStream(cfg.Results.Stream)), batch.WithCompleter(resolver))...),
 	}
 	a.health.loops.Store(&a.loops)
@@ -124,9 +122,6 @@ func (a *app) openTelemetry(ctx context.Context) (err error) {
 	}
 	if a.tel.Tracing() {
 		a.log.Info("exporting traces over OTLP")
-	}
-	if a.metrics, err = newWriteMetrics(a.tel.MeterProvider); err != nil {
-		return fmt.Errorf("metrics: %w", err)
 	}
 	if a.cfg.MetricsAddr == "" {
 		return nil
@@ -224,21 +219,13 @@ func (a *app) logStats(ctx context.Context) {
 			if done == last[i] {
 				continue
 			}
-			a.log.Info("progress", "projection", projectionName(i),
+			a.log.Info("progress", "projection", l.Config().Kind.String(),
 				"per_second", float64(done-last[i])/a.cfg.StatsInterval.Seconds(),
 				"acked", l.Stats.Acked.Load(), "dead_lettered", l.Stats.DeadLettered.Load(),
 				"naked", l.Stats.Naked.Load(), "backlog", l.Stats.Pending.Load())
 			last[i] = done
 		}
 	}
-}
-
-// projectionName names a.loops[i].
-func projectionName(i int) string {
-	if i == 0 {
-		return codec.KindStarted.String()
-	}
-	return codec.KindResult.String()
 }
 
 // close shuts down what run left: drain NATS (flushing the last acks) → close the database →

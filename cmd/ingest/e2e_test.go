@@ -23,6 +23,7 @@ import (
 	"fanin/internal/fleettest"
 	"fanin/internal/natstest"
 	"fanin/internal/sink"
+	"fanin/internal/store"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -219,14 +220,13 @@ func TestCrashBetweenCommitAndAckChangesNothing(t *testing.T) {
 	commits.Add(2)
 	crashed := make(chan struct{})
 	var once sync.Once
-	write := func(ctx context.Context, recs []codec.Record) ([]string, error) {
+	write := batch.StoreFunc(func(ctx context.Context, recs []codec.Record) (store.Report, error) {
 		rep, err := db.Write(ctx, recs)
-		if err != nil {
-			return nil, err
+		if err == nil {
+			once.Do(func() { crashConn.Close(); close(crashed) }) // committed, and now no ack can leave
 		}
-		once.Do(func() { crashConn.Close(); close(crashed) }) // committed, and now no ack can leave
-		return rep.Rejected, nil
-	}
+		return rep, err
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	var loops sync.WaitGroup
 	for _, c := range []batch.Config{cfg.Events, cfg.Results} {

@@ -159,7 +159,7 @@ func ingestFlags(fs *flagSet) *config {
 	fs.envVar("output-max-bytes", "FANIN_OUTPUT_MAX_BYTES")
 	fs.IntVar(&c.Output.Concurrency, "output-concurrency", c.Output.Concurrency, "output `objects` read at once, before their batch's transaction")
 	fs.envVar("output-concurrency", "FANIN_OUTPUT_CONCURRENCY")
-	fs.Var((*byteSize)(&c.Results.OutputMemory), "output-memory", "most `bytes` of fetched output held at once (e.g. 128MiB); a batch needing more is written in\nseveral transactions. At least twice --output-max-bytes")
+	fs.Var((*byteSize)(&c.Results.CompleteMemory), "output-memory", "most `bytes` of fetched output held at once (e.g. 128MiB); a batch needing more is written in\nseveral transactions. At least twice --output-max-bytes")
 	fs.envVar("output-memory", "FANIN_OUTPUT_MEMORY")
 
 	fs.BoolVar(&c.CreateStreams, "create-streams", false, "create missing streams with the original settings (EVENTS 7 d/256 MiB, RESULTS 30 d/2 GiB);\nwithout it a missing stream is reported and waited for")
@@ -212,9 +212,9 @@ func (c *config) finish() error {
 	if err := c.Output.Validate(); err != nil {
 		return err
 	}
-	if c.Results.OutputMemory < 2*c.Output.MaxObjectBytes {
+	if c.Results.CompleteMemory < 2*c.Output.MaxObjectBytes {
 		return fmt.Errorf("--output-memory (%s) must be at least twice --output-max-bytes (%s): a result may name two objects",
-			byteSize(c.Results.OutputMemory), byteSize(c.Output.MaxObjectBytes))
+			byteSize(c.Results.CompleteMemory), byteSize(c.Output.MaxObjectBytes))
 	}
 	if c.Events.Stream == c.Results.Stream {
 		return errors.New("--events-stream and --results-stream must differ")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"fanin/internal/batch"
 	"fanin/internal/broker"
@@ -18,27 +17,15 @@ import (
 // health is what /readyz checks, filled in as the app comes up; the listener starts before
 // NATS is reached, so every field is read atomically.
 type health struct {
-	nc        atomic.Pointer[broker.Conn]
-	loops     atomic.Pointer[[]*batch.Loop]
-	stopping  atomic.Bool
-	lastWrite atomic.Pointer[writeOutcome]
-	db        atomic.Pointer[sink.Sink]
-	output    atomic.Pointer[output.Resolver]
-}
-
-// writeOutcome is the result of the latest write to the database.
-type writeOutcome struct {
-	at  time.Time
-	err error
-}
-
-// wrote records a write's outcome.
-func (h *health) wrote(err error) {
-	h.lastWrite.Store(&writeOutcome{at: time.Now(), err: err})
+	nc       atomic.Pointer[broker.Conn]
+	loops    atomic.Pointer[[]*batch.Loop]
+	stopping atomic.Bool
+	db       atomic.Pointer[sink.Sink]
+	output   atomic.Pointer[output.Resolver]
 }
 
 // checks are the readiness conditions: not shutting down, connected to NATS, both durables
-// bound, the last write to the database (if any) successful, and the last read of a large
+// bound, each projection's last write to the database (if any) successful, and the last read of a large
 // output (if any) answered by the object store. None touches the database:
 // the writer's single connection is never borrowed for a probe.
 func (h *health) checks() []telemetry.Check {
@@ -65,9 +52,9 @@ func (h *health) checks() []telemetry.Check {
 				return errors.New("not started")
 			}
 			var errs []error
-			for i, l := range *loops {
+			for _, l := range *loops {
 				if err := l.Ready(); err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", projectionName(i), err))
+					errs = append(errs, fmt.Errorf("%s: %w", l.Config().Kind, err))
 				}
 			}
 			return errors.Join(errs...)
@@ -78,8 +65,12 @@ func (h *health) checks() []telemetry.Check {
 					return err
 				}
 			}
-			if w := h.lastWrite.Load(); w != nil && w.err != nil {
-				return fmt.Errorf("last write failed %s ago: %w", time.Since(w.at).Round(time.Second), w.err)
+			if loops := h.loops.Load(); loops != nil {
+				for _, l := range *loops {
+					if err := l.WriteError(); err != nil {
+						return err
+					}
+				}
 			}
 			return nil
 		}},

@@ -50,6 +50,20 @@ func probe(t *testing.T, url string) (int, string) {
 
 // series sums the samples of family name whose labels include want (counter and gauge values,
 // histogram counts); found is false when there is none.
+// gather reads the metrics of r as /metrics would serve them.
+func gather(t *testing.T, r *running) map[string]*dto.MetricFamily {
+	t.Helper()
+	mfs, err := r.tel.Gatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams := make(map[string]*dto.MetricFamily, len(mfs))
+	for _, mf := range mfs {
+		fams[mf.GetName()] = mf
+	}
+	return fams
+}
+
 func series(families map[string]*dto.MetricFamily, name string, want map[string]string) (total float64, found bool) {
 	mf := families[name]
 	if mf == nil {

@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"fanin/internal/batch"
-	"fanin/internal/codec"
 	"fanin/internal/fleettest"
 	"fanin/internal/natstest"
 	"fanin/internal/output"
@@ -166,8 +165,8 @@ func TestFiftyLargeOutputsAmongAThousandLandInOneTransaction(t *testing.T) {
 		t.Errorf("at most %d objects were read at once, want --output-concurrency (%d)", got, cfg.Output.Concurrency)
 	}
 	results := r.loops[1]
-	if got := results.Stats.Batches.Load(); got != 1 {
-		t.Fatalf("the 1000 results took %d transactions, want 1", got)
+	if got, _ := series(gather(t, r), "fanin_batch_size", map[string]string{"projection": "result"}); got != 1 {
+		t.Fatalf("the 1000 results took %v transactions, want 1", got)
 	}
 	if got := results.Stats.Acked.Load(); got != 1000 {
 		t.Fatalf("acked %d, want 1000", got)
@@ -204,7 +203,8 @@ func startGated(t *testing.T, cfg *config, gate func()) *running {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a.loops[1] = batch.New(cfg.Results, a.js, a.writer(codec.KindResult), batch.WithLogger(quiet), batch.WithCompleter(res))
+		a.loops[1] = batch.New(cfg.Results, a.js, a.db, batch.WithLogger(quiet), batch.WithCompleter(res),
+			batch.WithMeterProvider(a.tel.MeterProvider))
 		a.health.output.Store(res)
 	})
 }

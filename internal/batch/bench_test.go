@@ -15,6 +15,7 @@ import (
 	"fanin/internal/batch"
 	"fanin/internal/codec"
 	"fanin/internal/natstest"
+	"fanin/internal/store"
 )
 
 // BenchmarkLoopTracing drains a backlog of traced messages with tracing off (the default no-op
@@ -43,9 +44,9 @@ func BenchmarkLoopTracing(b *testing.B) {
 			for i := range b.N {
 				publishTracedAsync(b, js, n)
 				cfg.Durable = fmt.Sprintf("bench_%d", i)
-				write := func(_ context.Context, recs []codec.Record) ([]string, error) {
-					return make([]string, len(recs)), nil
-				}
+				write := batch.StoreFunc(func(_ context.Context, recs []codec.Record) (store.Report, error) {
+					return store.Report{}, nil
+				})
 				l := batch.New(cfg, js, write, append(opts, batch.WithLogger(quiet))...)
 				start, cpu0 := time.Now(), cpuTime()
 				stop := run(b, l)

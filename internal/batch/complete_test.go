@@ -14,6 +14,7 @@ import (
 	"fanin/internal/batch"
 	"fanin/internal/codec"
 	"fanin/internal/natstest"
+	"fanin/internal/store"
 )
 
 // fakeOutput is a Completer: results whose id starts with "big-" need size bytes each, and
@@ -142,7 +143,7 @@ func TestFetchedOutputStaysWithinTheBudget(t *testing.T) {
 	seen := map[uint64]bool{}
 	var writes, mostBig int
 	var writeErr error
-	write := func(ctx context.Context, recs []codec.Record) ([]string, error) {
+	write := batch.StoreFunc(func(ctx context.Context, recs []codec.Record) (store.Report, error) {
 		time.Sleep(5 * time.Millisecond) // a slow commit: the fetch stage must wait for the budget
 		mu.Lock()
 		defer mu.Unlock()
@@ -158,10 +159,10 @@ func TestFetchedOutputStaysWithinTheBudget(t *testing.T) {
 		if err := out.written(recs); err != nil && writeErr == nil {
 			writeErr = err
 		}
-		return make([]string, len(recs)), nil
-	}
+		return store.Report{}, nil
+	})
 	cfg := resultsConfig()
-	cfg.OutputMemory = budget
+	cfg.CompleteMemory = budget
 	l := batch.New(cfg, js, write, batch.WithLogger(quiet), batch.WithCompleter(out))
 	stop := run(t, l)
 	natstest.Eventually(t, 30*time.Second, "every result written", func() bool {
@@ -204,7 +205,7 @@ func TestOutputThatCannotBeFetchedIsNakedWithBackoff(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[uint64]int{}
 	var writeErr error
-	write := func(ctx context.Context, recs []codec.Record) ([]string, error) {
+	write := batch.StoreFunc(func(ctx context.Context, recs []codec.Record) (store.Report, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, r := range recs {
@@ -213,8 +214,8 @@ func TestOutputThatCannotBeFetchedIsNakedWithBackoff(t *testing.T) {
 		if err := out.written(recs); err != nil && writeErr == nil {
 			writeErr = err
 		}
-		return make([]string, len(recs)), nil
-	}
+		return store.Report{}, nil
+	})
 	cfg := resultsConfig()
 	l := batch.New(cfg, js, write, batch.WithLogger(quiet), batch.WithCompleter(out))
 	stop := run(t, l)
@@ -262,11 +263,12 @@ func TestOutputFetchingIsTraced(t *testing.T) {
 	out.fail = func(stage, id string, attempt int) bool { return stage == "complete" && id == "big-20" && attempt == 0 }
 	w := newRecorder()
 	tel := newTelemetry(t)
-	l := batch.New(resultsConfig(), js, w.write, append(tel.opts, batch.WithCompleter(out))...)
+	l := batch.New(resultsConfig(), js, w, append(tel.opts, batch.WithCompleter(out))...)
 	stop := run(t, l)
 	natstest.Eventually(t, 30*time.Second, "every result written", func() bool {
 		return w.distinct() == 50 && natstest.ConsumerDrained(t, js, "RESULTS", "backend_results_projector")
 	})
+	running := tel.collect(t)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -275,14 +277,14 @@ func TestOutputFetchingIsTraced(t *testing.T) {
 	for _, s := range tel.ended("process RESULTS") {
 		parents[s.SpanContext().SpanID().String()] = true
 	}
-	spans := tel.ended("fetch output")
+	spans := tel.ended("complete")
 	if len(spans) == 0 {
-		t.Fatal("no fetch output span")
+		t.Fatal("no complete span")
 	}
 	naks := 0
 	for _, s := range spans {
 		if !parents[s.Parent().SpanID().String()] {
-			t.Error("a fetch output span is not a child of a process span")
+			t.Error("a complete span is not a child of a process span")
 		}
 		for _, e := range s.Events() {
 			if e.Name == "nak" {
@@ -291,13 +293,19 @@ func TestOutputFetchingIsTraced(t *testing.T) {
 		}
 	}
 	if naks != 1 {
-		t.Errorf("%d nak events on fetch output spans, want 1", naks)
+		t.Errorf("%d nak events on complete spans, want 1", naks)
 	}
-	rm := tel.collect(t)
-	if got, _ := sum(rm, "fanin.messages.naked", map[string]string{"reason": "resolve_failed"}); got != 1 {
+	if got, _ := sum(running, "fanin.messages.naked", map[string]string{"reason": "resolve_failed"}); got != 1 {
 		t.Errorf("fanin.messages.naked{reason=resolve_failed} = %v, want 1", got)
 	}
-	if got, found := sum(rm, "fanin.output.held", nil); !found || got != 0 {
+	if got, found := sum(running, "fanin.output.held", nil); !found || got != 0 {
 		t.Errorf("fanin.output.held = %v (reported: %v), want 0 once everything is acked", got, found)
+	}
+	// Run has returned: its gauges' callback is unregistered, nothing reads the loop any more.
+	after := tel.collect(t)
+	for _, name := range []string{"fanin.output.held", "fanin.lag"} {
+		if got, found := sum(after, name, nil); found {
+			t.Errorf("%s = %v reported after Run returned: its callback is still registered", name, got)
+		}
 	}
 }

@@ -46,10 +46,10 @@ type Config struct {
 	// (and at least 1000): a full group committing, and one more batch fetched ahead.
 	MaxAckPending int
 
-	// OutputMemory caps the bytes of output a Completer fetched that the loop holds at once,
-	// from fetching them to settling their batch (default 128 MiB): a batch whose results
+	// CompleteMemory caps the bytes a Completer added to records that the loop holds at once,
+	// from completing them to settling their batch (default 128 MiB): a batch whose records
 	// need more is written in several transactions.
-	OutputMemory int64
+	CompleteMemory int64
 
 	// RetryInitial and RetryMax bound the exponential backoff used for the nak delay after a
 	// failed write and for the pause after a failed fetch (defaults 100ms and 30s).
@@ -60,13 +60,13 @@ type Config struct {
 // FilterSubject and Kind.
 func DefaultConfig() Config {
 	return Config{
-		BatchSize:     1000,
-		MaxBatchBytes: 8 << 20,
-		OutputMemory:  DefaultOutputMemory,
-		MaxWait:       100 * time.Millisecond,
-		AckWait:       30 * time.Second,
-		RetryInitial:  100 * time.Millisecond,
-		RetryMax:      30 * time.Second,
+		BatchSize:      1000,
+		MaxBatchBytes:  8 << 20,
+		CompleteMemory: DefaultCompleteMemory,
+		MaxWait:        100 * time.Millisecond,
+		AckWait:        30 * time.Second,
+		RetryInitial:   100 * time.Millisecond,
+		RetryMax:       30 * time.Second,
 	}
 }
 
@@ -87,15 +87,15 @@ func Results() Config {
 // GroupTarget is about how many messages an automatic group (GroupBatches 0) holds.
 const GroupTarget = 8000
 
-// DefaultOutputMemory is the default Config.OutputMemory.
-const DefaultOutputMemory = 128 << 20
+// DefaultCompleteMemory is the default Config.CompleteMemory.
+const DefaultCompleteMemory = 128 << 20
 
-// outputMemory returns the effective OutputMemory.
-func (c Config) outputMemory() int64 {
-	if c.OutputMemory > 0 {
-		return c.OutputMemory
+// completeMemory returns the effective CompleteMemory.
+func (c Config) completeMemory() int64 {
+	if c.CompleteMemory > 0 {
+		return c.CompleteMemory
 	}
-	return DefaultOutputMemory
+	return DefaultCompleteMemory
 }
 
 // groupBatches returns the effective GroupBatches.
@@ -148,8 +148,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--ack-wait (%s) must be at least twice --wait plus 5s, room for a slow commit", c.AckWait)
 	case c.MaxAckPending != 0 && c.MaxAckPending < 2*c.BatchSize:
 		return fmt.Errorf("max ack pending (%d) must be at least twice --batch (%d), or a Fetch is silently capped", c.MaxAckPending, c.BatchSize)
-	case c.OutputMemory < 0 || c.OutputMemory > 0 && c.OutputMemory < 1<<20:
-		return fmt.Errorf("--output-memory must be at least 1 MiB, not %d bytes", c.OutputMemory)
+	case c.CompleteMemory < 0 || c.CompleteMemory > 0 && c.CompleteMemory < 1<<20:
+		return fmt.Errorf("--output-memory must be at least 1 MiB, not %d bytes", c.CompleteMemory)
 	case c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial:
 		return errors.New("retry intervals must be positive, the maximum no less than the initial")
 	}

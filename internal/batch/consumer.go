@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"fanin/internal/fault"
 )
 
 // ErrStreamMissing is returned (wrapped) by EnsureConsumer when the stream does not exist yet.
@@ -17,7 +19,7 @@ var ErrStreamMissing = errors.New("stream missing")
 // another database than the Ledger's: this instance's --db is not the one the durable's acks
 // stand for (a typo, a new path), and consuming would take its share of the stream into the
 // wrong file. BindOptions.Adopt overrides it.
-var ErrForeignDurable = errors.New("durable feeds another database")
+var ErrForeignDurable = fault.Permanent(errors.New("durable feeds another database"))
 
 // MetadataDatabase is the consumer metadata key holding the identity of the database a durable
 // feeds (Ledger.DatabaseID).
@@ -143,9 +145,19 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c Config, o Bin
 	}
 	cons, err := b.bind(ctx)
 	if err != nil {
-		return Binding{}, err
+		return Binding{}, classify(err)
 	}
 	return Binding{Consumer: cons, StreamCreated: b.created, DatabaseID: b.dbID}, nil
+}
+
+// classify marks err permanent when the server refused a request outright (a 400: a setting it
+// does not accept), which no retry changes.
+func classify(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.Code == 400 {
+		return fault.Permanent(err)
+	}
+	return err
 }
 
 // binder is one EnsureConsumer call.

@@ -170,7 +170,7 @@ func TestLoopRecoversWhatAnEditedFilterPassedOver(t *testing.T) {
 	publish(t, js, 100)
 	w := newRecorder()
 	led := newLedger("db")
-	l := batch.New(cfg, js, w.write, batch.WithLogger(quiet), batch.WithLedger(led), batch.WithWatchInterval(50*time.Millisecond))
+	l := batch.New(cfg, js, w, batch.WithLogger(quiet), batch.WithLedger(led), batch.WithWatchInterval(50*time.Millisecond))
 	run(t, l)
 	natstest.Eventually(t, 20*time.Second, "first 100 acked and their safe point saved", func() bool {
 		return led.safePoint(cfg.Durable) == 100
@@ -206,7 +206,7 @@ func TestLoopStopsWhenItsDurableFeedsAnotherDatabase(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg := testConfig()
-	l := batch.New(cfg, js, newRecorder().write, batch.WithLogger(quiet), batch.WithLedger(newLedger("mine")),
+	l := batch.New(cfg, js, newRecorder(), batch.WithLogger(quiet), batch.WithLedger(newLedger("mine")),
 		batch.WithWatchInterval(50*time.Millisecond))
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()
@@ -239,7 +239,7 @@ func TestLoopIsUnreadyWhileTheServerDoesNotAnswer(t *testing.T) {
 	natstest.CreateStream(t, admin, "EVENTS", "events.>")
 	proxy := natstest.NewProxy(t, srv.Addr().String())
 	_, js := natstest.Connect(t, proxy.URL(), jetstream.WithDefaultTimeout(200*time.Millisecond))
-	l := batch.New(testConfig(), js, newRecorder().write, batch.WithLogger(quiet), batch.WithWatchInterval(50*time.Millisecond))
+	l := batch.New(testConfig(), js, newRecorder(), batch.WithLogger(quiet), batch.WithWatchInterval(50*time.Millisecond))
 	run(t, l)
 	natstest.Eventually(t, 10*time.Second, "ready", func() bool { return l.Ready() == nil })
 

@@ -20,43 +20,61 @@ type gauges struct {
 	numPending    atomic.Int64
 	numAckPending atomic.Int64
 	numRedeliv    atomic.Int64
+
+	meter                        metric.Meter
+	opt                          metric.MeasurementOption
+	lag                          metric.Float64ObservableGauge
+	pending, ackPending, redeliv metric.Int64ObservableGauge
+	held                         metric.Int64ObservableGauge // nil: no Completer
 }
 
-// newGauges registers the lag and backlog gauges on meter, all with the attributes opt, and,
-// when held is not nil, the gauge of the output bytes the loop holds.
-func newGauges(m *meterBuilder, opt metric.MeasurementOption, held func() int64) *gauges {
-	g := &gauges{}
-	lag := m.floatGauge("fanin.lag", "s",
+// newGauges creates the lag and backlog gauges on m, all with the attributes opt, and, when
+// completing, the gauge of the bytes the complete stage holds. They report nothing until
+// observe registers their callback.
+func newGauges(m *meterBuilder, opt metric.MeasurementOption, completing bool) *gauges {
+	g := &gauges{meter: m.meter, opt: opt}
+	g.lag = m.floatGauge("fanin.lag", "s",
 		"Now minus the JetStream timestamp of the newest message committed: how far behind the producers the database is. It grows while the stream is quiet too; read it with fanin.consumer.num_pending.")
-	pending := m.intGauge("fanin.consumer.num_pending", "{message}",
+	g.pending = m.intGauge("fanin.consumer.num_pending", "{message}",
 		"Messages in the stream the durable has not delivered yet (its NumPending), refreshed every few seconds.")
-	ackPending := m.intGauge("fanin.consumer.num_ack_pending", "{message}",
+	g.ackPending = m.intGauge("fanin.consumer.num_ack_pending", "{message}",
 		"Messages delivered and not yet acked (the durable's NumAckPending), refreshed every few seconds.")
-	redeliv := m.intGauge("fanin.consumer.num_redelivered", "{message}",
+	g.redeliv = m.intGauge("fanin.consumer.num_redelivered", "{message}",
 		"Messages delivered more than once and not yet acked (the durable's NumRedelivered), refreshed every few seconds.")
-	instruments := []metric.Observable{lag, pending, ackPending, redeliv}
-	var outputHeld metric.Int64ObservableGauge
-	if held != nil {
-		outputHeld = m.intGauge("fanin.output.held", "By",
-			"Bytes of large output fetched and not yet committed and acked; at --output-memory, fetching waits for commits.")
-		instruments = append(instruments, outputHeld)
+	if completing {
+		g.held = m.intGauge("fanin.output.held", "By",
+			"Bytes of large output fetched and not yet committed and acked; at CompleteMemory, fetching waits for commits.")
 	}
-	_, err := m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	return g
+}
+
+// observe registers the gauges' callback, reading b for the bytes held (b is nil without a
+// Completer), and returns what unregisters it.
+func (g *gauges) observe(b *budget) (unregister func(), err error) {
+	instruments := []metric.Observable{g.lag, g.pending, g.ackPending, g.redeliv}
+	if g.held != nil && b != nil {
+		instruments = append(instruments, g.held)
+	} else {
+		b = nil
+	}
+	reg, err := g.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		if ns := g.newest.Load(); ns != 0 {
-			o.ObserveFloat64(lag, time.Since(time.Unix(0, ns)).Seconds(), opt)
+			o.ObserveFloat64(g.lag, time.Since(time.Unix(0, ns)).Seconds(), g.opt)
 		}
 		if g.backlogRead.Load() {
-			o.ObserveInt64(pending, g.numPending.Load(), opt)
-			o.ObserveInt64(ackPending, g.numAckPending.Load(), opt)
-			o.ObserveInt64(redeliv, g.numRedeliv.Load(), opt)
+			o.ObserveInt64(g.pending, g.numPending.Load(), g.opt)
+			o.ObserveInt64(g.ackPending, g.numAckPending.Load(), g.opt)
+			o.ObserveInt64(g.redeliv, g.numRedeliv.Load(), g.opt)
 		}
-		if held != nil {
-			o.ObserveInt64(outputHeld, held(), opt)
+		if b != nil {
+			o.ObserveInt64(g.held, b.held(), g.opt)
 		}
 		return nil
 	}, instruments...)
-	m.fail(err)
-	return g
+	if err != nil {
+		return func() {}, err
+	}
+	return func() { reg.Unregister() }, nil
 }
 
 // committed notes that messages up to the JetStream timestamp t are in the database.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"fanin/internal/batch"
 	"fanin/internal/codec"
 	"fanin/internal/natstest"
+	"fanin/internal/store"
 )
 
 func TestMain(m *testing.M) {
@@ -29,7 +31,7 @@ func TestMain(m *testing.M) {
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// recorder is a WriteFunc that keeps every record it is given, and can be told to fail or
+// recorder is a Store that keeps every record it is given, and can be told to fail or
 // reject.
 type recorder struct {
 	mu      sync.Mutex
@@ -38,11 +40,13 @@ type recorder struct {
 	fail    func(call int) error
 	reject  func(r codec.Record) string
 	blockCh chan struct{} // when set, each write waits for it
+	entered atomic.Int32  // writes begun
 }
 
 func newRecorder() *recorder { return &recorder{seqs: map[uint64]int{}} }
 
-func (w *recorder) write(ctx context.Context, recs []codec.Record) ([]string, error) {
+func (w *recorder) Write(ctx context.Context, recs []codec.Record) (store.Report, error) {
+	w.entered.Add(1)
 	if w.blockCh != nil {
 		<-w.blockCh
 	}
@@ -51,19 +55,21 @@ func (w *recorder) write(ctx context.Context, recs []codec.Record) ([]string, er
 	w.calls++
 	if w.fail != nil {
 		if err := w.fail(w.calls); err != nil {
-			return nil, err
+			return store.Report{}, err
 		}
 	}
-	rejected := make([]string, len(recs))
+	var rep store.Report
 	for i, r := range recs {
 		w.seqs[r.Seq]++
 		if r.Poison != nil {
-			rejected[i] = r.Poison.Error()
+			rep.DeadLetters = append(rep.DeadLetters, store.DeadLetter{Index: i, Err: r.Poison})
 		} else if w.reject != nil {
-			rejected[i] = w.reject(r)
+			if reason := w.reject(r); reason != "" {
+				rep.DeadLetters = append(rep.DeadLetters, store.DeadLetter{Index: i, Err: errors.New(reason)})
+			}
 		}
 	}
-	return rejected, nil
+	return rep, nil
 }
 
 func (w *recorder) distinct() int {
@@ -130,7 +136,7 @@ func TestLoopWritesEveryMessageAndAcksThem(t *testing.T) {
 	publish(t, js, 1050)
 
 	w := newRecorder()
-	l := batch.New(testConfig(), js, w.write, batch.WithLogger(quiet))
+	l := batch.New(testConfig(), js, w, batch.WithLogger(quiet))
 	stop := run(t, l)
 	natstest.Eventually(t, 20*time.Second, "all messages acked", func() bool {
 		return w.distinct() == 1050 && natstest.ConsumerDrained(t, js, "EVENTS", "backend_events_projector")
@@ -161,7 +167,7 @@ func TestLoopNaksFailedWritesAndRetriesUntilTheyLand(t *testing.T) {
 		}
 		return nil
 	}
-	l := batch.New(testConfig(), js, w.write, batch.WithLogger(quiet))
+	l := batch.New(testConfig(), js, w, batch.WithLogger(quiet))
 	run(t, l)
 	natstest.Eventually(t, 30*time.Second, "all messages written after the failures", func() bool {
 		return w.distinct() == 300 && natstest.ConsumerDrained(t, js, "EVENTS", "backend_events_projector")
@@ -188,7 +194,7 @@ func TestLoopTerminatesRejectedMessages(t *testing.T) {
 		}
 		return ""
 	}
-	l := batch.New(testConfig(), js, w.write, batch.WithLogger(quiet))
+	l := batch.New(testConfig(), js, w, batch.WithLogger(quiet))
 	run(t, l)
 	natstest.Eventually(t, 20*time.Second, "consumer drained", func() bool {
 		return natstest.ConsumerDrained(t, js, "EVENTS", "backend_events_projector")
@@ -212,7 +218,7 @@ func TestLoopWaitsForAMissingStream(t *testing.T) {
 	_, js := natstest.Connect(t, srv.ClientURL())
 
 	w := newRecorder()
-	l := batch.New(testConfig(), js, w.write, batch.WithLogger(quiet))
+	l := batch.New(testConfig(), js, w, batch.WithLogger(quiet))
 	run(t, l)
 	time.Sleep(300 * time.Millisecond) // the loop is waiting, with backoff, not crashing
 	natstest.CreateStream(t, js, "EVENTS", "events.>")
@@ -230,9 +236,9 @@ func TestShutdownFinishesTheBatchInHand(t *testing.T) {
 
 	w := newRecorder()
 	w.blockCh = make(chan struct{})
-	l := batch.New(testConfig(), js, w.write, batch.WithLogger(quiet))
+	l := batch.New(testConfig(), js, w, batch.WithLogger(quiet))
 	stop := run(t, l)
-	natstest.Eventually(t, 10*time.Second, "a batch fetched", func() bool { return l.Stats.Fetched.Load() > 0 })
+	natstest.Eventually(t, 10*time.Second, "a write begun", func() bool { return w.entered.Load() > 0 })
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
@@ -242,8 +248,19 @@ func TestShutdownFinishesTheBatchInHand(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Everything fetched was written and acked before Run returned.
-	if f, a := l.Stats.Fetched.Load(), l.Stats.Acked.Load(); f != a || uint64(w.distinct()) != a {
-		t.Fatalf("fetched %d, acked %d, written %d: the batch in hand was not finished", f, a, w.distinct())
+	if a := l.Stats.Acked.Load(); a == 0 || uint64(w.distinct()) != a {
+		t.Fatalf("acked %d, written %d: the batch in hand was not finished", a, w.distinct())
+	}
+	cons, err := js.Consumer(context.Background(), "EVENTS", testConfig().Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 0 {
+		t.Fatalf("after Run returned: %d messages delivered and not acked", info.NumAckPending)
 	}
 }
 
@@ -254,7 +271,7 @@ func TestEnsureConsumerReplaysTheStreamWhenAsked(t *testing.T) {
 	publish(t, js, 50)
 
 	w := newRecorder()
-	l := batch.New(testConfig(), js, w.write, batch.WithLogger(quiet))
+	l := batch.New(testConfig(), js, w, batch.WithLogger(quiet))
 	stop := run(t, l)
 	natstest.Eventually(t, 20*time.Second, "first pass acked", func() bool {
 		return natstest.ConsumerDrained(t, js, "EVENTS", "backend_events_projector")
@@ -263,13 +280,13 @@ func TestEnsureConsumerReplaysTheStreamWhenAsked(t *testing.T) {
 
 	// The database was wiped: the durable is recreated and the stream projected again.
 	w2 := newRecorder()
-	l2 := batch.New(testConfig(), js, w2.write, batch.WithLogger(quiet), batch.WithReplay(true))
+	l2 := batch.New(testConfig(), js, w2, batch.WithLogger(quiet), batch.WithReplay(true))
 	run(t, l2)
 	natstest.Eventually(t, 20*time.Second, "second pass saw every message", func() bool { return w2.distinct() == 50 })
 
 	// Without replay, a drained durable delivers nothing again.
 	w3 := newRecorder()
-	l3 := batch.New(testConfig(), js, w3.write, batch.WithLogger(quiet))
+	l3 := batch.New(testConfig(), js, w3, batch.WithLogger(quiet))
 	stop3 := run(t, l3)
 	time.Sleep(300 * time.Millisecond)
 	stop3()
@@ -322,7 +339,7 @@ func TestLargePayloadsBoundEachTransactionByBytes(t *testing.T) {
 		maxBytes int
 		seen     = map[uint64]bool{}
 	)
-	write := func(ctx context.Context, recs []codec.Record) ([]string, error) {
+	write := batch.StoreFunc(func(ctx context.Context, recs []codec.Record) (store.Report, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		n := 0
@@ -331,8 +348,8 @@ func TestLargePayloadsBoundEachTransactionByBytes(t *testing.T) {
 			seen[r.Seq] = true
 		}
 		maxBytes = max(maxBytes, n)
-		return make([]string, len(recs)), nil
-	}
+		return store.Report{}, nil
+	})
 	cfg := testConfig()
 	cfg.MaxBatchBytes = 1 << 20
 	l := batch.New(cfg, js, write, batch.WithLogger(quiet))

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"fanin/internal/codec"
+	"fanin/internal/store"
 )
 
 // ScopeName is the instrumentation scope of the loop's spans and metrics.
@@ -49,9 +50,10 @@ const maxDeadLetterEvents = 32
 // WithTracerProvider sets where the loop's spans go. The default, like a nil tp, records nothing
 // and costs nothing per message. Per batch the loop makes a "receive <stream>" span (kind
 // client, around a fetch that brought messages or failed) and a "process <stream>" span (kind
-// consumer: decode, transaction, ack) with one link per message to the producer's span, taken
-// from its traceparent / tracestate headers, and child spans "decode", "transaction" (which
-// the WriteFunc receives in its context) and "ack <stream>". Spans with many links need a
+// consumer: decode, complete, transaction, ack) with one link per message to the producer's
+// span, taken from its traceparent / tracestate headers, and child spans "decode", "complete"
+// (with a Completer), "transaction" (the Store's Write, which receives it in its context, with
+// what the store reported as attributes) and "ack <stream>". Spans with many links need a
 // provider whose span limits allow them (the SDK keeps 128 links by default).
 func WithTracerProvider(tp trace.TracerProvider) Option { return func(l *Loop) { l.tp = tp } }
 
@@ -80,13 +82,17 @@ type observer struct {
 	deadLettered metric.Int64Counter
 	naked        metric.Int64Counter
 	redelivered  metric.Int64Counter
+	rows         metric.Int64Counter
+	duplicates   metric.Int64Counter
+
+	insertedOpt, updatedOpt, projectionOpt metric.MeasurementOption
 
 	gauges *gauges
 }
 
 // newObserver builds the instruments of the loop for cfg. An instrument the meter refuses is
 // replaced by a no-op one and reported in err; the loop runs either way.
-func newObserver(cfg Config, tp trace.TracerProvider, mp metric.MeterProvider, held func() int64) (_ *observer, err error) {
+func newObserver(cfg Config, tp trace.TracerProvider, mp metric.MeterProvider, completing bool) (_ *observer, err error) {
 	o := &observer{
 		tracer:      tp.Tracer(ScopeName),
 		receiveName: "receive " + cfg.Stream,
@@ -107,7 +113,7 @@ func newObserver(cfg Config, tp trace.TracerProvider, mp metric.MeterProvider, h
 	o.consumed = m.counter("messaging.client.consumed.messages", "{message}",
 		"Messages fetched from the durable (each delivery counts, redeliveries too).")
 	o.receiveDur = m.histogram("messaging.client.operation.duration", "s",
-		"Duration of a fetch (receive): up to --wait when the stream is caught up.", durationBuckets)
+		"Duration of a fetch (receive): up to MaxWait when the stream is caught up.", durationBuckets)
 	o.processDur = m.histogram("messaging.process.duration", "s",
 		"Duration of processing a batch: decode, transaction and ack.", durationBuckets)
 	o.txDur = m.histogram("fanin.transaction.duration", "s",
@@ -122,7 +128,15 @@ func newObserver(cfg Config, tp trace.TracerProvider, mp metric.MeterProvider, h
 		"Messages naked with a delay for redelivery, by reason.")
 	o.redelivered = m.counter("fanin.messages.redelivered", "{message}",
 		"Messages received again after an earlier delivery (retries after a nak, a crash or an expired AckWait).")
-	o.gauges = newGauges(&m, o.baseOpt, held)
+	o.rows = m.counter("fanin.rows.written", "{row}",
+		"Rows of the projection inserted or updated, by operation.")
+	o.duplicates = m.counter("fanin.duplicates.ignored", "{message}",
+		"Messages that changed nothing: duplicates and redeliveries of what is already projected.")
+	proj := ProjectionKey.String(cfg.Kind.String())
+	o.insertedOpt = metric.WithAttributeSet(attribute.NewSet(proj, attribute.String("operation", "insert")))
+	o.updatedOpt = metric.WithAttributeSet(attribute.NewSet(proj, attribute.String("operation", "update")))
+	o.projectionOpt = metric.WithAttributeSet(attribute.NewSet(proj))
+	o.gauges = newGauges(&m, o.baseOpt, completing)
 	return o, m.err
 }
 
@@ -163,8 +177,8 @@ func (o *observer) received(start time.Time, n int, err error) {
 // traceparent / tracestate headers, in any spelling) and a child span per decoded fetch.
 func (o *observer) startProcess(ctx context.Context, f *fetched) (_ context.Context, _ trace.Span, start time.Time) {
 	start = time.Now()
-	if len(f.decodes) > 0 {
-		start = f.decodes[0].start
+	if len(f.stages) > 0 {
+		start = f.stages[0].start
 	}
 	ctx, span := o.tracer.Start(ctx, o.processName, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithTimestamp(start), trace.WithNewRoot())
@@ -179,7 +193,7 @@ func (o *observer) startProcess(ctx context.Context, f *fetched) (_ context.Cont
 			span.AddLink(trace.Link{SpanContext: sc})
 		}
 	}
-	for _, d := range f.decodes {
+	for _, d := range f.stages {
 		_, ds := o.tracer.Start(ctx, d.stage, trace.WithTimestamp(d.start),
 			trace.WithAttributes(semconv.MessagingBatchMessageCount(d.n)))
 		if d.naked > 0 {
@@ -203,8 +217,7 @@ func (o *observer) producerContext(m jetstream.Msg) trace.SpanContext {
 	return trace.SpanContextFromContext(o.prop.Extract(context.Background(), HeaderCarrier(h)))
 }
 
-// startTransaction starts the span of a batch's write; the writer may annotate it through
-// trace.SpanFromContext.
+// startTransaction starts the span of a batch's write.
 func (o *observer) startTransaction(ctx context.Context, n int) (context.Context, trace.Span, time.Time) {
 	ctx, span := o.tracer.Start(ctx, "transaction")
 	if span.IsRecording() {
@@ -213,14 +226,42 @@ func (o *observer) startTransaction(ctx context.Context, n int) (context.Context
 	return ctx, span, time.Now()
 }
 
-// endTransaction ends the span of a write that started at start.
-func (o *observer) endTransaction(ctx context.Context, span trace.Span, start time.Time, err error) {
+// wrote records a write that started at start, from the store's report, and ends its span:
+// the transaction's duration, the rows and duplicates counted (a failed write may have
+// committed parts of its batch), and the database's side in the database conventions.
+func (o *observer) wrote(ctx context.Context, span trace.Span, start time.Time, rep store.Report, err error) {
 	opt := o.baseOpt
 	if err != nil {
 		opt = metric.WithAttributes(o.with(errorType(err))...)
-		markError(span, err)
 	}
 	o.txDur.Record(ctx, time.Since(start).Seconds(), opt)
+	if rep.Inserted > 0 {
+		o.rows.Add(ctx, int64(rep.Inserted), o.insertedOpt)
+	}
+	if rep.Updated > 0 {
+		o.rows.Add(ctx, int64(rep.Updated), o.updatedOpt)
+	}
+	if rep.Unchanged > 0 {
+		o.duplicates.Add(ctx, int64(rep.Unchanged), o.projectionOpt)
+	}
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("db.system.name", rep.System),
+			attribute.String("db.operation.name", "BEGIN IMMEDIATE"),
+			attribute.Int("fanin.rows.inserted", rep.Inserted),
+			attribute.Int("fanin.rows.updated", rep.Updated),
+			attribute.Int("fanin.rows.unchanged", rep.Unchanged),
+			attribute.Int("fanin.dead_letters", len(rep.DeadLetters)),
+			attribute.Int("fanin.transactions", rep.Transactions),
+			attribute.Float64("fanin.commit.duration", rep.Commit.Seconds()),
+		)
+		if rep.StatusCode != "" {
+			span.SetAttributes(attribute.String("db.response.status_code", rep.StatusCode))
+		}
+	}
+	if err != nil {
+		markError(span, err)
+	}
 	span.End()
 }
 
@@ -234,8 +275,8 @@ func (o *observer) writeFailed(ctx context.Context, span trace.Span, n int, dela
 	markError(span, err)
 }
 
-// resolveFailed counts n messages naked because their output could not be fetched.
-func (o *observer) resolveFailed(n int) {
+// completeFailed counts n messages naked because they could not be completed.
+func (o *observer) completeFailed(n int) {
 	o.naked.Add(context.Background(), int64(n), metric.WithAttributes(o.with(ReasonKey.String("resolve_failed"))...))
 }
 
@@ -265,9 +306,9 @@ func (o *observer) startAck(ctx context.Context) trace.Span {
 	return span
 }
 
-// settled records a committed batch: its acked messages, its dead letters (recs[i] with
-// rejected[i] != "") and the newest JetStream timestamp in it, for the lag gauge.
-func (o *observer) settled(ctx context.Context, span trace.Span, recs []codec.Record, rejected []string, acked, dead int) {
+// settled records a committed batch on its process span and its ack span: its acked
+// messages, its dead letters, and the newest JetStream timestamp in it, for the lag gauge.
+func (o *observer) settled(ctx context.Context, span, ack trace.Span, recs []codec.Record, dead []store.DeadLetter, acked int) {
 	o.acked.Add(ctx, int64(acked), o.baseOpt)
 	o.batchSize.Record(ctx, int64(len(recs)), o.baseOpt)
 	var newest time.Time
@@ -277,29 +318,24 @@ func (o *observer) settled(ctx context.Context, span trace.Span, recs []codec.Re
 		}
 	}
 	o.gauges.committed(newest)
-	if dead == 0 {
+	if len(dead) == 0 {
 		return
 	}
 	type key struct{ reason, field string }
 	counts := map[key]int64{}
-	events := 0
-	for i, reason := range rejected {
-		if reason == "" {
-			continue
-		}
+	for n, d := range dead {
 		k := key{"rejected", ""}
 		var pe *codec.PoisonError
-		if errors.As(recs[i].Poison, &pe) {
+		if errors.As(d.Err, &pe) {
 			k = key{"poison", pe.Field}
 			if k.field == "" {
 				k.field = "payload"
 			}
 		}
 		counts[k]++
-		if events < maxDeadLetterEvents && span.IsRecording() {
-			span.AddEvent("dead_letter", trace.WithAttributes(ReasonKey.String(k.reason),
-				attribute.Int64("messaging.nats.stream_sequence", int64(recs[i].Seq)), attribute.String("error", reason)))
-			events++
+		if n < maxDeadLetterEvents && ack.IsRecording() {
+			ack.AddEvent("dead_letter", trace.WithAttributes(ReasonKey.String(k.reason),
+				attribute.Int64("messaging.nats.stream_sequence", int64(recs[d.Index].Seq)), attribute.String("error", d.Err.Error())))
 		}
 	}
 	for k, n := range counts {
@@ -309,11 +345,12 @@ func (o *observer) settled(ctx context.Context, span trace.Span, recs []codec.Re
 		}
 		o.deadLettered.Add(ctx, n, metric.WithAttributes(attrs...))
 	}
-	o.markDeadLetters(span, uint64(dead))
+	o.markDeadLetters(ack, len(dead))
+	o.markDeadLetters(span, len(dead))
 }
 
 // markDeadLetters marks span, a batch's process or ack span, as failed for its n dead letters.
-func (o *observer) markDeadLetters(span trace.Span, n uint64) {
+func (o *observer) markDeadLetters(span trace.Span, n int) {
 	if !span.IsRecording() {
 		return
 	}

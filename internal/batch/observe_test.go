@@ -186,10 +186,10 @@ func TestProcessSpanLinksEveryMessageToItsProducerInEitherHeaderSpelling(t *test
 
 	tel := newTelemetry(t)
 	w := newRecorder()
-	l := batch.New(testConfig(), js, w.write, tel.opts...)
+	l := batch.New(testConfig(), js, w, tel.opts...)
 	stop := run(t, l)
-	natstest.Eventually(t, 20*time.Second, "all messages acked", func() bool {
-		return natstest.ConsumerDrained(t, js, "EVENTS", "backend_events_projector")
+	natstest.Eventually(t, 20*time.Second, "all messages written and acked", func() bool {
+		return w.distinct() == n && natstest.ConsumerDrained(t, js, "EVENTS", "backend_events_projector")
 	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -290,7 +290,7 @@ func TestMetricsFollowAScriptedRun(t *testing.T) {
 		}
 		return nil
 	}
-	l := batch.New(testConfig(), js, w.write, tel.opts...)
+	l := batch.New(testConfig(), js, w, tel.opts...)
 	run(t, l)
 	drained := func() bool { return natstest.ConsumerDrained(t, js, "EVENTS", "backend_events_projector") }
 	ours := map[string]string{"projection": "started", "messaging.destination.name": "EVENTS",
@@ -415,7 +415,7 @@ func TestHeaderCarrierIgnoresCase(t *testing.T) {
 func TestLoopReportsWhetherItIsBound(t *testing.T) {
 	srv := natstest.Run(t)
 	_, js := natstest.Connect(t, srv.ClientURL())
-	l := batch.New(testConfig(), js, newRecorder().write, batch.WithLogger(quiet))
+	l := batch.New(testConfig(), js, newRecorder(), batch.WithLogger(quiet))
 	stop := run(t, l)
 	time.Sleep(100 * time.Millisecond)
 	if l.Bound() {

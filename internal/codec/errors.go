@@ -38,6 +38,9 @@ func (e *PoisonError) Error() string {
 // Is reports whether target is ErrPoison.
 func (e *PoisonError) Is(target error) bool { return target == ErrPoison }
 
+// Permanent reports true: the payload can never decode (see package fault).
+func (e *PoisonError) Permanent() bool { return true }
+
 // Reasons shared by the decoders.
 const (
 	reasonMissing   = "missing"

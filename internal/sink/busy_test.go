@@ -11,6 +11,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	"fanin/internal/codec"
+	"fanin/internal/fault"
 )
 
 // holdWriteLock takes the database's write lock with BEGIN IMMEDIATE on a separate
@@ -63,7 +64,7 @@ func TestWriteWhileAnotherConnectionHoldsTheLockIsTransient(t *testing.T) {
 	if err == nil {
 		t.Fatal("Write succeeded while another connection held the write lock")
 	}
-	if IsPermanent(err) {
+	if fault.IsPermanent(err) {
 		t.Fatalf("IsPermanent(%v) = true, want false: the lock will go away", err)
 	}
 	var se sqlite3.Error
@@ -87,7 +88,7 @@ func TestWriteWhileAnotherConnectionHoldsTheLockIsTransient(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Write after the lock was released: %v", err)
 	}
-	if rep.Inserted != 2 || rep.DeadLettered != 1 {
+	if rep.Inserted != 2 || len(rep.DeadLetters) != 1 {
 		t.Fatalf("report = %+v, want 2 inserted and 1 dead-lettered", rep)
 	}
 	if got := readExecution(t, s, testExec); got != (execRow{Success: 1, Status: "running"}) {
@@ -103,7 +104,7 @@ func TestWriteWithCancelledContextIsTransient(t *testing.T) {
 	if err == nil {
 		t.Fatal("Write with a cancelled context succeeded")
 	}
-	if IsPermanent(err) {
+	if fault.IsPermanent(err) {
 		t.Fatalf("IsPermanent(%v) = true, want false", err)
 	}
 	if n := countRows(t, s, "execution_results"); n != 0 {
@@ -111,7 +112,7 @@ func TestWriteWithCancelledContextIsTransient(t *testing.T) {
 	}
 }
 
-func TestIsPermanent(t *testing.T) {
+func TestClassify(t *testing.T) {
 	s := newTestSink(t)
 	mustExec(t, s.DB(), `CREATE TABLE unique_x (x INTEGER PRIMARY KEY); INSERT INTO unique_x VALUES (1)`)
 	_, constraint := s.DB().Exec(`INSERT INTO unique_x VALUES (1)`)
@@ -140,8 +141,8 @@ func TestIsPermanent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := IsPermanent(tt.err); got != tt.want {
-				t.Fatalf("IsPermanent(%v) = %v, want %v", tt.err, got, tt.want)
+			if got := fault.IsPermanent(classify(tt.err)); got != tt.want {
+				t.Fatalf("IsPermanent(classify(%v)) = %v, want %v", tt.err, got, tt.want)
 			}
 		})
 	}

@@ -46,7 +46,7 @@ func TestPoisonOfARecreatedStreamIsKeptBesideTheOld(t *testing.T) {
 	}
 	mustPoison(t, s, old...)
 	rep := mustPoison(t, s, recreated...)
-	if rep.DeadLettered != 3 {
+	if len(rep.DeadLetters) != 3 {
 		t.Errorf("report = %+v, want 3 dead-lettered", rep)
 	}
 	want := []string{"not json: new 1", "not json: new 2", "not json: new 3", "not json: old 1", "not json: old 2", "not json: old 3"}

@@ -94,15 +94,16 @@ func FuzzDecodeAndWrite(f *testing.F) {
 		}
 		rec.Decode()
 		rep, err := s.Write(context.Background(), []codec.Record{rec})
+		why := reasons(rep, 1)
 		if err != nil {
 			t.Fatalf("Write(%q as %s): %v", clip(payload), rec.Kind, err)
 		}
-		if len(rep.Rejected) != 1 {
-			t.Fatalf("Report.Rejected has %d entries, want 1", len(rep.Rejected))
+		if len(why) != 1 {
+			t.Fatalf("Report.DeadLetters has %d entries, want 1", len(why))
 		}
 		if rec.Poison != nil {
-			if rep.Rejected[0] != rec.Poison.Error() {
-				t.Fatalf("poison %q: rejected %q, want the decoder's reason %q", clip(payload), rep.Rejected[0], rec.Poison)
+			if why[0] != rec.Poison.Error() {
+				t.Fatalf("poison %q: rejected %q, want the decoder's reason %q", clip(payload), why[0], rec.Poison)
 			}
 			var got []byte
 			var reason string
@@ -113,13 +114,13 @@ func FuzzDecodeAndWrite(f *testing.F) {
 			if got == nil || !bytes.Equal(got, payload) {
 				t.Fatalf("dead letter payload %q, want byte for byte %q", clip(got), clip(payload))
 			}
-			if reason == "" || reason != rep.Rejected[0] {
-				t.Fatalf("dead letter reason %q, want %q", reason, rep.Rejected[0])
+			if reason == "" || reason != why[0] {
+				t.Fatalf("dead letter reason %q, want %q", reason, why[0])
 			}
 			return
 		}
-		if rep.Rejected[0] != "" {
-			t.Fatalf("good record %q rejected by the database: %s", clip(payload), rep.Rejected[0])
+		if why[0] != "" {
+			t.Fatalf("good record %q rejected by the database: %s", clip(payload), why[0])
 		}
 		id := rec.Started.ResultID
 		if rec.Kind == codec.KindResult {

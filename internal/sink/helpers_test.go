@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"fanin/internal/codec"
+	"fanin/internal/store"
 )
 
 // The broadcast most tests talk about.
@@ -150,18 +151,26 @@ func mustJSON(t testing.TB, v any) []byte {
 }
 
 // mustWrite writes recs in one Write and fails the test on an error or on any rejected record.
-func mustWrite(t *testing.T, s *Sink, recs ...codec.Record) Report {
+func mustWrite(t *testing.T, s *Sink, recs ...codec.Record) store.Report {
 	t.Helper()
 	rep, err := s.Write(context.Background(), recs)
 	if err != nil {
 		t.Fatalf("Write: %v", err)
 	}
-	for i, reason := range rep.Rejected {
-		if reason != "" {
-			t.Fatalf("Write rejected record %d (%s/%d): %s", i, recs[i].Stream, recs[i].Seq, reason)
-		}
+	for _, d := range rep.DeadLetters {
+		t.Fatalf("Write rejected record %d (%s/%d): %v", d.Index, recs[d.Index].Stream, recs[d.Index].Seq, d.Err)
 	}
 	return rep
+}
+
+// reasons returns, for each of the n records of a batch, the reason rep gives for its dead
+// letter, or "" for a record that was projected.
+func reasons(rep store.Report, n int) []string {
+	why := make([]string, n)
+	for _, d := range rep.DeadLetters {
+		why[d.Index] = d.Err.Error()
+	}
+	return why
 }
 
 // mustExec runs a statement on the sink's database.

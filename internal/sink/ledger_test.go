@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"fanin/internal/codec"
+	"fanin/internal/fault"
 )
 
 func TestDatabaseIDIsKeptByTheFileAndNewForANewFile(t *testing.T) {
@@ -121,7 +122,7 @@ func TestWriteRefusesADatabaseFileDeletedOrReplaced(t *testing.T) {
 				t.Fatalf("CheckFile: %v, want ErrReplaced", err)
 			}
 			_, err := s.Write(context.Background(), []codec.Record{result("r2", "pc2", 0).record(t, 2, t0)})
-			if !errors.Is(err, ErrReplaced) || IsPermanent(err) {
+			if !errors.Is(err, ErrReplaced) || fault.IsPermanent(err) {
 				t.Fatalf("Write: %v, want a transient ErrReplaced", err)
 			}
 		})

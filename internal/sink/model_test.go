@@ -515,12 +515,13 @@ func runScenario(t interface {
 			}
 			for range writes {
 				rep, err := s.Write(ctx, recs)
+				why := reasons(rep, len(recs))
 				if err != nil {
 					t.Fatalf("step %d: Write: %v", i, err)
 				}
 				for j, p := range st.batch {
-					if (rep.Rejected[j] != "") != p.poison {
-						t.Fatalf("step %d: record %s: rejected %q, want poison=%v", i, p, rep.Rejected[j], p.poison)
+					if (why[j] != "") != p.poison {
+						t.Fatalf("step %d: record %s: rejected %q, want poison=%v", i, p, why[j], p.poison)
 					}
 				}
 			}

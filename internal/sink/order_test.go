@@ -173,12 +173,13 @@ func writeBatches(t *testing.T, batches [][]codec.Record) *Sink {
 	insertExecution(t, s, testExec, fleetPCs, "pending")
 	for _, b := range batches {
 		rep, err := s.Write(context.Background(), b)
+		why := reasons(rep, len(b))
 		if err != nil {
 			t.Fatalf("Write: %v", err)
 		}
 		for i, r := range b {
-			if (rep.Rejected[i] != "") != (r.Poison != nil) {
-				t.Fatalf("record %s/%d: rejected %q, poison %v", r.Stream, r.Seq, rep.Rejected[i], r.Poison)
+			if (why[i] != "") != (r.Poison != nil) {
+				t.Fatalf("record %s/%d: rejected %q, poison %v", r.Stream, r.Seq, why[i], r.Poison)
 			}
 		}
 	}

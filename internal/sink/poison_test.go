@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"fanin/internal/codec"
+	"fanin/internal/fault"
+	"fanin/internal/store"
 )
 
 // deadLetter is one dead_letters row.
@@ -51,41 +53,42 @@ func TestPoisonRecordsAreDeadLetteredWithTheGoodOnes(t *testing.T) {
 	poison := map[int]bool{1: true, 2: true, 4: true, 5: true, 6: true}
 
 	rep, err := s.Write(context.Background(), recs)
+	why := reasons(rep, len(recs))
 	if err != nil {
 		t.Fatalf("Write: %v", err)
 	}
-	if len(rep.Rejected) != len(recs) {
-		t.Fatalf("Report.Rejected has %d entries for %d records", len(rep.Rejected), len(recs))
+	if len(why) != len(recs) {
+		t.Fatalf("Report.DeadLetters has %d entries for %d records", len(why), len(recs))
 	}
 	for i, r := range recs {
 		if !poison[i] {
-			if rep.Rejected[i] != "" {
-				t.Errorf("good record %d rejected: %s", i, rep.Rejected[i])
+			if why[i] != "" {
+				t.Errorf("good record %d rejected: %s", i, why[i])
 			}
 			continue
 		}
 		if r.Poison == nil || !errors.Is(r.Poison, codec.ErrPoison) {
 			t.Fatalf("test record %d is not poison: %v", i, r.Poison)
 		}
-		if rep.Rejected[i] != r.Poison.Error() {
-			t.Errorf("Rejected[%d] = %q, want the codec's reason %q", i, rep.Rejected[i], r.Poison.Error())
+		if why[i] != r.Poison.Error() {
+			t.Errorf("Rejected[%d] = %q, want the codec's reason %q", i, why[i], r.Poison.Error())
 		}
 		d := readDeadLetter(t, s, r.Stream, r.Seq)
-		if d.Reason != rep.Rejected[i] || d.Subject != r.Subject || d.RecordedAt != codec.FormatTime(published) {
+		if d.Reason != why[i] || d.Subject != r.Subject || d.RecordedAt != codec.FormatTime(published) {
 			t.Errorf("dead letter %d = %+v, want reason %q, subject %q, recorded_at %s",
-				i, d, rep.Rejected[i], r.Subject, codec.FormatTime(published))
+				i, d, why[i], r.Subject, codec.FormatTime(published))
 		}
 		if !bytes.Equal(d.Payload, r.Payload) {
 			t.Errorf("dead letter %d payload = %q, want %q", i, d.Payload, r.Payload)
 		}
 	}
-	if want := "exit_code: 1.5 is not an int32"; rep.Rejected[6] != want {
-		t.Errorf("Rejected[6] = %q, want %q", rep.Rejected[6], want)
+	if want := "exit_code: 1.5 is not an int32"; why[6] != want {
+		t.Errorf("Rejected[6] = %q, want %q", why[6], want)
 	}
-	if !strings.Contains(rep.Rejected[5], "pc_id") {
-		t.Errorf("reason for the missing field %q does not name pc_id", rep.Rejected[5])
+	if !strings.Contains(why[5], "pc_id") {
+		t.Errorf("reason for the missing field %q does not name pc_id", why[5])
 	}
-	if rep.DeadLettered != len(poison) || rep.Inserted != 2 {
+	if len(rep.DeadLetters) != len(poison) || rep.Inserted != 2 {
 		t.Errorf("report = %+v, want %d dead-lettered and 2 inserted", rep, len(poison))
 	}
 	if n := countRows(t, s, "dead_letters"); n != len(poison) {
@@ -123,7 +126,7 @@ func TestPoisonRecordsShareTheBatchTransaction(t *testing.T) {
 	if err == nil {
 		t.Fatal("Write succeeded although its dead letter could not be written")
 	}
-	if IsPermanent(err) {
+	if fault.IsPermanent(err) {
 		t.Fatalf("IsPermanent(%v) = true, want a transient error for this test", err)
 	}
 	if n := countRows(t, s, "execution_results"); n != 0 {
@@ -135,7 +138,7 @@ func TestPoisonRecordsShareTheBatchTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatalf("retried Write: %v", err)
 	}
-	if rep.Inserted != 2 || rep.DeadLettered != 1 {
+	if rep.Inserted != 2 || len(rep.DeadLetters) != 1 {
 		t.Fatalf("retried Write report = %+v, want 2 inserted and 1 dead-lettered", rep)
 	}
 }
@@ -185,7 +188,8 @@ func TestRedeliveredPoisonRecordIsRecordedOnce(t *testing.T) {
 	bad := rawRecord(codec.KindResult, 42, "results.req-1", []byte("not json"), t0)
 
 	rep := mustPoison(t, s, bad, bad) // twice in one batch
-	if rep.Rejected[1] == "" {
+	why := reasons(rep, 2)
+	if why[1] == "" {
 		t.Fatal("the second copy was not rejected: it must be terminated too")
 	}
 	mustPoison(t, s, bad) // and again in a later batch
@@ -203,13 +207,14 @@ func TestRedeliveredPoisonRecordIsRecordedOnce(t *testing.T) {
 }
 
 // mustPoison writes recs, all poison, and fails the test unless each is rejected.
-func mustPoison(t *testing.T, s *Sink, recs ...codec.Record) Report {
+func mustPoison(t *testing.T, s *Sink, recs ...codec.Record) store.Report {
 	t.Helper()
 	rep, err := s.Write(context.Background(), recs)
+	why := reasons(rep, len(recs))
 	if err != nil {
 		t.Fatalf("Write: %v", err)
 	}
-	for i, reason := range rep.Rejected {
+	for i, reason := range why {
 		if reason == "" {
 			t.Fatalf("poison record %d was not rejected", i)
 		}

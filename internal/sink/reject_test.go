@@ -54,26 +54,27 @@ func TestRowRejectedByDatabaseDoesNotHoldBatchHostage(t *testing.T) {
 			refused := slices.Sorted(slices.Values(append([]int{poisonAt}, tt.evil...)))
 
 			rep, err := s.Write(context.Background(), recs)
+			why := reasons(rep, len(recs))
 			if err != nil {
 				t.Fatalf("Write: %v", err)
 			}
 
 			var rejected []int
-			for i, reason := range rep.Rejected {
+			for i, reason := range why {
 				if reason != "" {
 					rejected = append(rejected, i)
 				}
 			}
 			if !slices.Equal(rejected, refused) {
-				t.Fatalf("Report.Rejected marks %v, want %v", rejected, refused)
+				t.Fatalf("Report.DeadLetters marks %v, want %v", rejected, refused)
 			}
 			for _, i := range tt.evil {
 				d := readDeadLetter(t, s, recs[i].Stream, recs[i].Seq)
 				if !strings.Contains(d.Reason, "evil pc refused") {
 					t.Errorf("dead letter %d reason %q lacks the database's error", i, d.Reason)
 				}
-				if d.Reason != rep.Rejected[i] {
-					t.Errorf("dead letter %d reason %q, but Report.Rejected says %q", i, d.Reason, rep.Rejected[i])
+				if d.Reason != why[i] {
+					t.Errorf("dead letter %d reason %q, but Report.DeadLetters says %q", i, d.Reason, why[i])
 				}
 			}
 			if got := countRows(t, s, "dead_letters"); got != len(refused) {
@@ -82,7 +83,7 @@ func TestRowRejectedByDatabaseDoesNotHoldBatchHostage(t *testing.T) {
 			if got := countRows(t, s, "execution_results"); got != n-len(refused) {
 				t.Errorf("execution_results has %d rows, want the %d good ones", got, n-len(refused))
 			}
-			if rep.Inserted != n-len(refused) || rep.DeadLettered != len(refused) {
+			if rep.Inserted != n-len(refused) || len(rep.DeadLetters) != len(refused) {
 				t.Errorf("report = %+v, want %d inserted, %d dead-lettered", rep, n-len(refused), len(refused))
 			}
 			// Every good result counted once, although parts of the batch were retried.

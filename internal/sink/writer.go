@@ -6,26 +6,34 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"fanin/internal/codec"
+	"fanin/internal/fault"
+	"fanin/internal/store"
 )
 
-// Report says what one Write did.
-type Report struct {
-	// Rejected holds, for each record of the batch (same index), the reason it was written to
-	// dead_letters; "" means it was projected (or changed nothing, being a duplicate). Rejected
-	// records must be terminated, the others acked.
-	Rejected []string
-	// Inserted and Updated count execution_results rows; Unchanged counts records that changed
-	// nothing (redeliveries, duplicates); DeadLettered counts rejected records.
-	Inserted, Updated, Unchanged, DeadLettered int
+// tally is what the transactions of one Write did so far.
+type tally struct {
+	rejected                     []error // per record: why it is a dead letter, nil: projected
+	inserted, updated, unchanged int
+	dead, txs                    int
+	commit                       time.Duration
 }
 
-func (r *Report) add(o Report) {
-	r.Inserted += o.Inserted
-	r.Updated += o.Updated
-	r.Unchanged += o.Unchanged
-	r.DeadLettered += o.DeadLettered
+// report turns the tally into the store's report.
+func (t *tally) report() store.Report {
+	rep := store.Report{System: "sqlite", Inserted: t.inserted, Updated: t.updated, Unchanged: t.unchanged,
+		Transactions: t.txs, Commit: t.commit}
+	if t.dead > 0 {
+		rep.DeadLetters = make([]store.DeadLetter, 0, t.dead)
+		for i, err := range t.rejected {
+			if err != nil {
+				rep.DeadLetters = append(rep.DeadLetters, store.DeadLetter{Index: i, Err: err})
+			}
+		}
+	}
+	return rep
 }
 
 // Write projects a batch of records in one transaction: good records are merged into
@@ -39,48 +47,52 @@ func (r *Report) add(o Report) {
 //
 // An error means the cause may pass (SQLITE_BUSY past the busy timeout, an I/O error, a full
 // disk, a read-only file, a cancelled context): treat the whole batch as unwritten and retry it
-// later. Parts of it may have been committed; retrying them changes nothing.
-func (s *Sink) Write(ctx context.Context, recs []codec.Record) (Report, error) {
+// later. Parts of it may have been committed (the report counts them); retrying them changes
+// nothing.
+func (s *Sink) Write(ctx context.Context, recs []codec.Record) (store.Report, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return Report{}, ErrClosed
+		return store.Report{System: "sqlite"}, ErrClosed
 	}
-	rep := Report{Rejected: make([]string, len(recs))}
+	t := tally{rejected: make([]error, len(recs))}
 	idx := make([]int, len(recs))
 	for i := range recs {
 		idx[i] = i
 		if recs[i].Poison != nil {
-			rep.Rejected[i] = recs[i].Poison.Error()
+			t.rejected[i] = recs[i].Poison
 		}
 	}
-	err := s.writeSplit(ctx, recs, idx, &rep)
+	err := s.writeSplit(ctx, recs, idx, &t)
+	rep := t.report()
+	if err != nil {
+		rep.StatusCode = statusCode(err)
+	}
 	return rep, err
 }
 
 // writeSplit writes recs[idx...] in one transaction, bisecting on a permanent error.
-func (s *Sink) writeSplit(ctx context.Context, recs []codec.Record, idx []int, rep *Report) error {
-	got, err := s.writeTx(ctx, recs, idx, rep.Rejected)
+func (s *Sink) writeSplit(ctx context.Context, recs []codec.Record, idx []int, t *tally) error {
+	err := s.writeTx(ctx, recs, idx, t)
 	if err == nil {
-		rep.add(got)
 		return nil
 	}
-	if !IsPermanent(err) || len(idx) == 0 {
+	if !fault.IsPermanent(err) || len(idx) == 0 {
 		return err
 	}
 	if len(idx) == 1 {
 		i := idx[0]
-		if rep.Rejected[i] != "" {
+		if t.rejected[i] != nil {
 			return fmt.Errorf("record its dead letter: %w", err) // the dead letter itself is refused
 		}
-		rep.Rejected[i] = fmt.Sprintf("database rejected the row: %v", err)
-		return s.writeSplit(ctx, recs, idx, rep)
+		t.rejected[i] = fmt.Errorf("database rejected the row: %w", err)
+		return s.writeSplit(ctx, recs, idx, t)
 	}
 	half := len(idx) / 2
-	if err := s.writeSplit(ctx, recs, idx[:half], rep); err != nil {
+	if err := s.writeSplit(ctx, recs, idx[:half], t); err != nil {
 		return err
 	}
-	return s.writeSplit(ctx, recs, idx[half:], rep)
+	return s.writeSplit(ctx, recs, idx[half:], t)
 }
 
 // entry tracks one result_id through a batch.
@@ -91,12 +103,13 @@ type entry struct {
 	unchanged int // records that changed nothing
 }
 
-// writeTx writes recs[idx...] in one BEGIN IMMEDIATE transaction. Records with a non-empty
-// rejected[i] are dead-lettered with that reason; the others are projected.
-func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, rejected []string) (rep Report, err error) {
+// writeTx writes recs[idx...] in one BEGIN IMMEDIATE transaction and adds what it did to t.
+// Records with an error in t.rejected are dead-lettered with it as the reason; the others are
+// projected. Errors the database returns are classified (see classify).
+func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, t *tally) (err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return Report{}, fmt.Errorf("begin: %w", err)
+		return fmt.Errorf("begin: %w", classify(err))
 	}
 	defer func() {
 		if err != nil {
@@ -106,12 +119,13 @@ func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, reje
 
 	var good, dead []int
 	for _, i := range idx {
-		if rejected[i] != "" {
+		if t.rejected[i] != nil {
 			dead = append(dead, i)
 		} else {
 			good = append(good, i)
 		}
 	}
+	var rep counts
 	var execs map[string]*execDelta
 	if startedOnly(recs, good) {
 		execs, err = writeInsertFirst(ctx, tx, recs, good, &rep)
@@ -119,28 +133,37 @@ func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, reje
 		execs, err = writeLookupFirst(ctx, tx, recs, good, &rep)
 	}
 	if err != nil {
-		return Report{}, err
+		return classify(err)
 	}
 	if err := writeExecutions(ctx, tx, execs); err != nil {
-		return Report{}, err
+		return classify(err)
 	}
-	if err := writeDeadLetters(ctx, tx, recs, dead, rejected); err != nil {
-		return Report{}, err
+	if err := writeDeadLetters(ctx, tx, recs, dead, t.rejected); err != nil {
+		return classify(err)
 	}
-	rep.DeadLettered = len(dead)
+	start := time.Now()
 	if err := tx.Commit(); err != nil {
-		return Report{}, fmt.Errorf("commit: %w", err)
+		return fmt.Errorf("commit: %w", classify(err))
 	}
-	// Committed, but into the file at --db? A deleted or replaced file takes the commit with it.
+	t.commit += time.Since(start)
+	// Committed, but into the file at Config.Path? A deleted or replaced file takes the commit with it.
 	if err := s.CheckFile(); err != nil {
-		return Report{}, fmt.Errorf("after commit: %w", err)
+		return fmt.Errorf("after commit: %w", err)
 	}
-	return rep, nil
+	t.inserted += rep.Inserted
+	t.updated += rep.Updated
+	t.unchanged += rep.Unchanged
+	t.dead += len(dead)
+	t.txs++
+	return nil
 }
+
+// counts is what one transaction did to execution_results.
+type counts struct{ Inserted, Updated, Unchanged int }
 
 // writeLookupFirst reads the rows the records touch, merges the records into them and writes
 // the rows that changed.
-func writeLookupFirst(ctx context.Context, tx *sql.Tx, recs []codec.Record, good []int, rep *Report) (map[string]*execDelta, error) {
+func writeLookupFirst(ctx context.Context, tx *sql.Tx, recs []codec.Record, good []int, rep *counts) (map[string]*execDelta, error) {
 	entries, err := loadRows(ctx, tx, resultIDs(recs, good))
 	if err != nil {
 		return nil, err
@@ -160,7 +183,7 @@ func writeLookupFirst(ctx context.Context, tx *sql.Tx, recs []codec.Record, good
 // writeInsertFirst writes a batch of started events. They usually come before their results,
 // so most of their rows do not exist yet: it inserts first, and reads and merges again only the
 // rows that turn out to exist — saving the lookup of every id.
-func writeInsertFirst(ctx context.Context, tx *sql.Tx, recs []codec.Record, good []int, rep *Report) (map[string]*execDelta, error) {
+func writeInsertFirst(ctx context.Context, tx *sql.Tx, recs []codec.Record, good []int, rep *counts) (map[string]*execDelta, error) {
 	fresh := make(map[string]*entry, len(good))
 	execs := merge(recs, good, fresh) // started events into absent rows owe no counts
 	existed, err := writeRows(ctx, tx, fresh, rep)
@@ -334,7 +357,7 @@ const (
 // writeRows inserts the new rows and updates the changed ones, in result_id order, which keeps
 // B-tree page visits local. An insert that finds its row already there changes nothing; those
 // ids are returned.
-func writeRows(ctx context.Context, tx *sql.Tx, entries map[string]*entry, rep *Report) (existed []string, err error) {
+func writeRows(ctx context.Context, tx *sql.Tx, entries map[string]*entry, rep *counts) (existed []string, err error) {
 	dirty := make([]*entry, 0, len(entries))
 	for _, e := range entries {
 		if e.dirty {
@@ -470,7 +493,7 @@ const insertDeadLetter = `INSERT INTO dead_letters (stream, stream_created, stre
 	ON CONFLICT (stream, stream_created, stream_seq) DO NOTHING`
 
 // writeDeadLetters records recs[dead...] once each, keeping the payload byte for byte.
-func writeDeadLetters(ctx context.Context, tx *sql.Tx, recs []codec.Record, dead []int, reasons []string) error {
+func writeDeadLetters(ctx context.Context, tx *sql.Tx, recs []codec.Record, dead []int, reasons []error) error {
 	if len(dead) == 0 {
 		return nil
 	}
@@ -485,7 +508,7 @@ func writeDeadLetters(ctx context.Context, tx *sql.Tx, recs []codec.Record, dead
 			payload = []byte{} // an empty payload is an empty blob, never NULL
 		}
 		if _, err := st.ExecContext(ctx, r.Stream, streamCreatedText(r.StreamCreated), int64(r.Seq),
-			r.Subject, reasons[i], payload, EncodeHeader(r.Header), r.RecordedAtText()); err != nil {
+			r.Subject, reasons[i].Error(), payload, EncodeHeader(r.Header), r.RecordedAtText()); err != nil {
 			return fmt.Errorf("dead letter %s/%d: %w", r.Stream, r.Seq, err)
 		}
 	}

@@ -1,0 +1,155 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"fanin/internal/codec"
+)
+
+// fetched is one batch on its way through the stages: its messages and their records, same
+// index.
+type fetched struct {
+	msgs   []jetstream.Msg
+	recs   []codec.Record
+	bytes  int           // payload bytes, and bytes a Completer added
+	held   int64         // bytes taken from the loop's budget, given back once settled
+	stages []stageTiming // one per fetch decoded (and per piece completed) in it
+}
+
+// Names of the stages a stageTiming times.
+const (
+	stageDecode   = "decode"
+	stageComplete = "complete"
+)
+
+// stageTiming is what the telemetry needs of one fetch's decoding, or of completing a piece of
+// it.
+type stageTiming struct {
+	stage      string
+	start, end time.Time
+	n          int   // messages decoded, or completed
+	naked      int   // messages naked because they could not be completed
+	terminated int   // messages terminated for lack of JetStream metadata
+	err        error // the first error of the naked ones
+}
+
+// fetchStage fetches batches, decodes them and completes them, sending each on to out, until
+// ctx ends. A failed fetch is retried with backoff; a vanished durable is bound again. It
+// returns an error only when the durable can never be bound again.
+func (l *Loop) fetchStage(ctx context.Context, cons jetstream.Consumer, out chan<- *fetched) error {
+	bo := l.newBackoff(5 * time.Second)
+	cbo := l.newBackoff(l.cfg.RetryMax) // the nak delay of records that could not be completed
+	failing := false
+	for ctx.Err() == nil {
+		start := time.Now()
+		msgs, err := l.fetch(cons)
+		l.obs.received(start, len(msgs), err)
+		if f := l.decode(msgs); f != nil {
+			// The write stage drains until out is closed: sending never blocks for good.
+			l.complete(ctx, f, out, cbo)
+		}
+		switch {
+		case err == nil:
+			if failing {
+				l.log.Info("fetching again")
+				failing = false
+			}
+			bo.Reset()
+		case errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound):
+			l.log.Warn("durable vanished: binding it again", "err", err)
+			c, err := l.rebind(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			cons = c
+		default:
+			d := bo.NextBackOff()
+			if !failing {
+				l.log.Warn("fetch failed: retrying with backoff", "err", err, "retry_in", d)
+				failing = true
+			} else {
+				l.log.Debug("fetch failed again", "err", err, "retry_in", d)
+			}
+			sleep(ctx, d)
+		}
+	}
+	return nil
+}
+
+// fetch pulls one batch: up to BatchSize messages, or whatever arrived within MaxWait.
+func (l *Loop) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
+	maxBytes := l.cfg.MaxBatchBytes
+	if nc := l.js.Conn(); nc != nil {
+		maxBytes = max(maxBytes, 2*int(nc.MaxPayload()))
+	}
+	b, err := cons.Fetch(l.cfg.BatchSize, jetstream.FetchMaxWait(l.cfg.MaxWait), jetstream.FetchMaxBytes(maxBytes))
+	if err != nil {
+		return nil, fmt.Errorf("fetch: %w", err)
+	}
+	msgs := make([]jetstream.Msg, 0, l.cfg.BatchSize)
+	for m := range b.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		return msgs, fmt.Errorf("fetch: %w", err)
+	}
+	return msgs, nil
+}
+
+// decode turns messages into decoded records; it returns nil when none is left. Messages that
+// are not JetStream messages are terminated: they can be neither acked nor recorded.
+func (l *Loop) decode(msgs []jetstream.Msg) *fetched {
+	if len(msgs) == 0 {
+		return nil
+	}
+	st := stageTiming{stage: stageDecode, start: time.Now()}
+	f := &fetched{msgs: msgs[:0], recs: make([]codec.Record, 0, len(msgs))}
+	var pending uint64
+	redelivered := 0
+	created := l.binding.Load().StreamCreated
+	for _, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil {
+			l.log.Error("message without JetStream metadata: terminating it", "subject", m.Subject(), "err", err)
+			m.Term()
+			st.terminated++
+			continue
+		}
+		if md.NumDelivered > 1 {
+			redelivered++
+		}
+		r := codec.Record{
+			Stream:        md.Stream,
+			Seq:           md.Sequence.Stream,
+			StreamCreated: created,
+			Subject:       m.Subject(),
+			Published:     md.Timestamp,
+			Payload:       m.Data(),
+			Header:        m.Headers(),
+			Kind:          l.cfg.Kind,
+		}
+		r.Decode()
+		pending = md.NumPending
+		f.msgs = append(f.msgs, m)
+		f.recs = append(f.recs, r)
+		f.bytes += len(r.Payload)
+	}
+	l.Stats.Pending.Store(pending)
+	if redelivered > 0 {
+		l.obs.redeliveries(redelivered)
+	}
+	if len(f.msgs) == 0 {
+		return nil
+	}
+	st.end, st.n = time.Now(), len(f.msgs)
+	f.stages = append(f.stages, st)
+	return f
+}

@@ -1,0 +1,156 @@
+package batch
+
+import (
+	"context"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"fanin/internal/codec"
+	"fanin/internal/store"
+)
+
+// Store commits batches of records, each in one transaction. Package sink is one.
+type Store interface {
+	// Write commits recs and reports what it did: which records it wrote as dead letters (to
+	// be terminated; the others are acked) and its counts. An error means nothing may be
+	// acked: the loop naks the whole batch with a delay and retries it later; parts of it may
+	// have been committed, which the report counts. The records must not be kept after Write
+	// returns.
+	Write(ctx context.Context, recs []codec.Record) (store.Report, error)
+}
+
+// StoreFunc is a function that is a Store.
+type StoreFunc func(ctx context.Context, recs []codec.Record) (store.Report, error)
+
+// Write calls f.
+func (f StoreFunc) Write(ctx context.Context, recs []codec.Record) (store.Report, error) {
+	return f(ctx, recs)
+}
+
+// writeStage writes each batch that comes in, grouped with those waiting behind it, and
+// settles its messages, until in is closed.
+func (l *Loop) writeStage(ctx context.Context, in <-chan *fetched) {
+	// Writes are never interrupted: a batch in hand at shutdown is committed and acked.
+	wctx := context.WithoutCancel(ctx)
+	bo := l.newBackoff(l.cfg.RetryMax)
+	var next *fetched
+	for {
+		f := next
+		next = nil
+		if f == nil {
+			var ok bool
+			if f, ok = <-in; !ok {
+				return
+			}
+		}
+		f = l.group(f, in)
+		if d, failed := l.write(wctx, f, bo); failed {
+			// The naked batch comes back after d, however long; the loop itself tries the next
+			// batch sooner, so the batches queued behind it are written (or naked) well within
+			// their AckWait instead of expiring unseen.
+			next = l.pause(ctx, min(d, l.cfg.AckWait/3), in)
+		}
+	}
+}
+
+// write commits f in one transaction of the store and settles it: acks and terminations when
+// it committed, a nak with the next delay of bo when it failed (reported, with the delay).
+// The store's report is recorded here, once: metrics, spans and the loop's health.
+func (l *Loop) write(ctx context.Context, f *fetched, bo *backoff.ExponentialBackOff) (delay time.Duration, failed bool) {
+	pctx, span, start := l.obs.startProcess(ctx, f)
+	tctx, tspan, tstart := l.obs.startTransaction(pctx, len(f.recs))
+	rep, err := l.store.Write(tctx, f.recs)
+	l.lastWrite.Store(&writeOutcome{at: time.Now(), err: err})
+	l.obs.wrote(tctx, tspan, tstart, rep, err)
+	if err != nil {
+		delay = bo.NextBackOff()
+		l.log.WarnContext(pctx, "write failed: naking the batch", "err", err, "messages", len(f.msgs), "redeliver_in", delay)
+		l.nak(f.msgs, delay)
+		l.giveBack(f)
+		l.obs.writeFailed(pctx, span, len(f.msgs), delay, err)
+		l.obs.endProcess(pctx, span, start, errorType(err).Value.AsString())
+		return delay, true
+	}
+	bo.Reset()
+	l.settle(pctx, span, f, rep.DeadLetters)
+	l.giveBack(f)
+	errType := ""
+	if len(rep.DeadLetters) > 0 {
+		errType = "dead_letter"
+	}
+	l.obs.endProcess(pctx, span, start, errType)
+	return 0, false
+}
+
+// group adds to f the batches already waiting in in, up to GroupBatches in all: while the
+// projection is behind, one transaction takes several fetches.
+func (l *Loop) group(f *fetched, in <-chan *fetched) *fetched {
+	more := l.waiting(in, f.bytes)
+	if len(more) == 0 {
+		return f
+	}
+	n := len(f.msgs)
+	for _, g := range more {
+		n += len(g.msgs)
+	}
+	// One allocation for the group: appending batch after batch would copy it again and again.
+	all := &fetched{msgs: make([]jetstream.Msg, 0, n), recs: make([]codec.Record, 0, n)}
+	for _, g := range append([]*fetched{f}, more...) {
+		all.msgs = append(all.msgs, g.msgs...)
+		all.recs = append(all.recs, g.recs...)
+		all.stages = append(all.stages, g.stages...)
+		all.bytes += g.bytes
+		all.held += g.held
+	}
+	return all
+}
+
+// waiting returns the batches already waiting in in, up to GroupBatches-1 and until the group
+// holds four times MaxBatchBytes, without blocking.
+func (l *Loop) waiting(in <-chan *fetched, bytes int) []*fetched {
+	var more []*fetched
+	for len(more) < l.cfg.groupBatches()-1 && bytes < 4*l.cfg.MaxBatchBytes {
+		select {
+		case g, ok := <-in:
+			if !ok {
+				return more
+			}
+			more = append(more, g)
+			bytes += g.bytes
+		default:
+			return more
+		}
+	}
+	return more
+}
+
+// pause waits d after a failed write, so a failing database is not hammered. A batch the fetch
+// stage hands over meanwhile is held, with InProgress sent on its messages so the server does
+// not redeliver them, and returned to be written next. The pause ends early when ctx ends.
+func (l *Loop) pause(ctx context.Context, d time.Duration, in <-chan *fetched) *fetched {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	tick := time.NewTicker(max(l.cfg.AckWait/3, time.Second))
+	defer tick.Stop()
+	var held *fetched
+	recv := in
+	for {
+		select {
+		case <-ctx.Done():
+			return held
+		case <-timer.C:
+			return held
+		case f, ok := <-recv:
+			if !ok {
+				return held
+			}
+			held, recv = f, nil
+		case <-tick.C:
+			if held != nil {
+				inProgress(held.msgs)
+			}
+		}
+	}
+}
