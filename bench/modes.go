@@ -152,9 +152,11 @@ func sinkOnly(ctx context.Context, e *env, n int) (result, error) {
 				mt.stop()
 				return res, fmt.Errorf("write: %w", err)
 			}
-			if rep.DeadLettered > 0 {
-				mt.stop()
-				return res, fmt.Errorf("write: %d records dead-lettered, first: %s", rep.DeadLettered, firstNonEmpty(rep.Rejected))
+			for _, reason := range rep.Rejected {
+				if reason != "" {
+					mt.stop()
+					return res, fmt.Errorf("write: %d records dead-lettered, first: %s", rep.DeadLettered, reason)
+				}
 			}
 			done += uint64(len(recs))
 			e.prog.update(done)
@@ -474,13 +476,4 @@ func verifyOutputs(ctx context.Context, db *sink.Sink, want, size int) error {
 		return fmt.Errorf("verify: %d rows hold a %d-byte stdout, want %d", got, size, want)
 	}
 	return nil
-}
-
-func firstNonEmpty(ss []string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
