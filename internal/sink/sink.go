@@ -112,10 +112,6 @@ func dsn(cfg Config) string {
 	return u.String()
 }
 
-// DB returns the underlying handle, for reads (tests, the demo's summary, the replay check).
-// Reads share the writer's single connection.
-func (s *Sink) DB() *sql.DB { return s.db }
-
 // Close waits for a Write in progress, then closes the database. It is idempotent.
 func (s *Sink) Close() error {
 	s.mu.Lock()
