@@ -380,12 +380,11 @@ func verifyAcked(ctx context.Context, js jetstream.JetStream, stream, durable st
 
 // countRows returns how many execution_results rows there are, and how many are finished.
 func countRows(ctx context.Context, db *sink.Sink) (rows, finished int, err error) {
-	err = db.DB().QueryRowContext(ctx,
-		`SELECT count(*), count(finished_at) FROM execution_results`).Scan(&rows, &finished)
+	c, err := db.CountResults(ctx, "")
 	if err != nil {
-		return 0, 0, fmt.Errorf("count rows: %w", err)
+		return 0, 0, err
 	}
-	return rows, finished, nil
+	return c.Rows, c.Rows - c.InFlight, nil
 }
 
 // stall notices a mode that stopped making progress.

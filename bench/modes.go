@@ -165,11 +165,6 @@ func sinkOnly(ctx context.Context, e *env, n int) (result, error) {
 	return res, verifyRows(ctx, db, &res, e.opts.PCs, e.opts.Results)
 }
 
-// insertInflight is the original projector's insert: one autocommit statement per message.
-const insertInflight = `INSERT INTO execution_results (result_id, request_id, exec_id, pc_id,
-	started_at, version, job_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT(result_id) DO NOTHING`
-
 // perMessage measures the original projector's way on the first limit messages of the
 // backlog: iterate messages, decode, one autocommit insert, ack. The database is opened by
 // sink.Open, so the pragmas are exactly fanin's; the consumer has the original's settings
@@ -185,12 +180,6 @@ func perMessage(ctx context.Context, e *env, limit int) (result, error) {
 		return res, err
 	}
 	defer db.Close()
-	ins, err := db.DB().PrepareContext(ctx, insertInflight)
-	if err != nil {
-		return res, fmt.Errorf("prepare: %w", err)
-	}
-	defer ins.Close()
-
 	nc, js, err := e.connect()
 	if err != nil {
 		return res, err
@@ -223,11 +212,9 @@ func perMessage(ctx context.Context, e *env, limit int) (result, error) {
 		r := codec.Record{Payload: msg.Data(), Kind: codec.KindStarted}
 		r.Decode()
 		if r.Poison == nil {
-			s := &r.Started
-			if _, err := ins.ExecContext(ctx, s.ResultID, s.RequestID, s.ExecID, s.PCID,
-				codec.FormatTime(s.StartedAt), s.Version, s.ManifestID, codec.FormatTime(md.Timestamp)); err != nil {
+			if err := db.InsertInFlight(ctx, r.Started, md.Timestamp); err != nil {
 				mt.stop()
-				return res, fmt.Errorf("insert: %w", err)
+				return res, err
 			}
 		}
 		msg.Ack()
@@ -459,9 +446,7 @@ func verifyRows(ctx context.Context, db *sink.Sink, res *result, want int, finis
 // verifyOutputs checks that exactly want rows hold a stdout of size bytes: the text of their
 // object, whole, where the message carried a short one.
 func verifyOutputs(ctx context.Context, db *sink.Sink, want, size int) error {
-	var got int
-	err := db.DB().QueryRowContext(ctx,
-		`SELECT count(*) FROM execution_results WHERE length(stdout) = ?`, size).Scan(&got)
+	got, err := db.CountStdoutLength(ctx, size)
 	if err != nil {
 		return fmt.Errorf("count large outputs: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"fanin/internal/codec"
 	"fanin/internal/fleet"
+	"fanin/internal/sink"
 )
 
 const demoSynopsis = `ingest demo — the first thing to run: a broadcast to a simulated fleet, ingested live.
@@ -75,9 +76,8 @@ func runDemo(ctx context.Context, cfg *config, log *slog.Logger, stdout, stderr 
 		return err
 	}
 	// The backend creates the execution before it broadcasts; fanin only moves it along.
-	if _, err := a.db.DB().ExecContext(ctx, `INSERT INTO executions (exec_id, job_id, version,
-		initiated_by, initiated_at, target_count) VALUES (?, ?, ?, 'demo', ?, ?)`,
-		b.ExecID, b.ManifestID, b.Version, codec.FormatTime(time.Now()), b.PCs); err != nil {
+	if err := a.db.AddExecution(ctx, sink.Execution{ExecID: b.ExecID, JobID: b.ManifestID, Version: b.Version,
+		InitiatedBy: "demo", InitiatedAt: time.Now(), TargetCount: b.PCs}); err != nil {
 		a.close(ctx)
 		return fmt.Errorf("create the execution: %w", err)
 	}

@@ -31,6 +31,21 @@ func BenchmarkDecodeResult(b *testing.B) {
 	}
 }
 
+// unknownContainers is realResult with a member fanin does not know holding
+// nested objects and arrays, which the decoder validates and skips.
+var unknownContainers = `{"agent":{"name":"fleet-agent","build":{"os":"windows","arch":"amd64","tags":["x",["y","z"],{}]},"plugins":[{"id":1,"on":true},{"id":2,"on":false,"opts":{"a":[],"b":null}}]},` + realResult[1:]
+
+func BenchmarkDecodeResultUnknownContainers(b *testing.B) {
+	data := []byte(unknownContainers)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeResult(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkDecodeResultLegacy(b *testing.B) {
 	data := []byte(smallestLegacy)
 	b.SetBytes(int64(len(data)))

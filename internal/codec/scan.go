@@ -190,10 +190,8 @@ func (s *scanner) skipValue(depth int) {
 	switch c := s.data[s.pos]; {
 	case c == '"':
 		s.skipString("")
-	case c == '{':
-		s.skipObject(depth + 1)
-	case c == '[':
-		s.skipArray(depth + 1)
+	case c == '{' || c == '[':
+		s.skipContainer(depth + 1)
 	case c == 't':
 		s.literal("true")
 	case c == 'f':
@@ -215,81 +213,57 @@ func (s *scanner) tooDeep(depth int) bool {
 	return true
 }
 
-func (s *scanner) skipObject(depth int) {
+// skipContainer validates and skips the object or array at s.pos; depth is
+// its own nesting depth.
+func (s *scanner) skipContainer(depth int) {
 	if s.tooDeep(depth) {
 		return
 	}
-	s.pos++ // '{'
+	object := s.data[s.pos] == '{'
+	closer, after := byte(']'), "after array element"
+	if object {
+		closer, after = '}', "after object key:value pair"
+	}
+	s.pos++ // '{' or '['
 	s.skipWS()
-	if s.pos < len(s.data) && s.data[s.pos] == '}' {
+	if s.pos < len(s.data) && s.data[s.pos] == closer {
 		s.pos++
 		return
 	}
 	for {
-		if s.pos == len(s.data) || s.data[s.pos] != '"' {
-			s.syntax(s.pos, "looking for beginning of object key string")
-			return
+		if object {
+			if s.pos == len(s.data) || s.data[s.pos] != '"' {
+				s.syntax(s.pos, "looking for beginning of object key string")
+				return
+			}
+			if s.skipString(""); s.fatal != nil {
+				return
+			}
+			s.skipWS()
+			if s.pos == len(s.data) || s.data[s.pos] != ':' {
+				s.syntax(s.pos, "after object key")
+				return
+			}
+			s.pos++
+			s.skipWS()
 		}
-		if s.skipString(""); s.fatal != nil {
-			return
-		}
-		s.skipWS()
-		if s.pos == len(s.data) || s.data[s.pos] != ':' {
-			s.syntax(s.pos, "after object key")
-			return
-		}
-		s.pos++
-		s.skipWS()
 		if s.skipValue(depth); s.fatal != nil {
 			return
 		}
 		s.skipWS()
 		if s.pos == len(s.data) {
-			s.syntax(s.pos, "after object key:value pair")
+			s.syntax(s.pos, after)
 			return
 		}
 		switch s.data[s.pos] {
 		case ',':
 			s.pos++
 			s.skipWS()
-		case '}':
+		case closer:
 			s.pos++
 			return
 		default:
-			s.syntax(s.pos, "after object key:value pair")
-			return
-		}
-	}
-}
-
-func (s *scanner) skipArray(depth int) {
-	if s.tooDeep(depth) {
-		return
-	}
-	s.pos++ // '['
-	s.skipWS()
-	if s.pos < len(s.data) && s.data[s.pos] == ']' {
-		s.pos++
-		return
-	}
-	for {
-		if s.skipValue(depth); s.fatal != nil {
-			return
-		}
-		s.skipWS()
-		if s.pos == len(s.data) {
-			s.syntax(s.pos, "after array element")
-			return
-		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-			s.skipWS()
-		case ']':
-			s.pos++
-			return
-		default:
-			s.syntax(s.pos, "after array element")
+			s.syntax(s.pos, after)
 			return
 		}
 	}

@@ -20,12 +20,6 @@ func FormatTime(t time.Time) string {
 	return t.UTC().Format(TimeLayout)
 }
 
-// AppendTime appends FormatTime(t) to b, for callers that build text without
-// allocating.
-func AppendTime(b []byte, t time.Time) []byte {
-	return t.UTC().AppendFormat(b, TimeLayout)
-}
-
 // Bounds, in Unix seconds, of the instants whose TimeLayout text is
 // fixed-width. Both are whole seconds, so the seconds alone decide.
 var (

@@ -26,9 +26,6 @@ func TestFormatTime(t *testing.T) {
 			if got := FormatTime(tt.in); got != tt.want {
 				t.Fatalf("FormatTime(%v) = %s, want %s", tt.in, got, tt.want)
 			}
-			if got := string(AppendTime([]byte("x"), tt.in)); got != "x"+tt.want {
-				t.Fatalf("AppendTime(x, %v) = %s, want x%s", tt.in, got, tt.want)
-			}
 			if len(tt.want) != len(TimeLayout) {
 				t.Fatalf("%s is not fixed-width", tt.want)
 			}

@@ -32,9 +32,8 @@ func CreateExecution(t testing.TB, path string, b fleet.Broadcast) {
 	if _, err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.DB().ExecContext(ctx, `INSERT INTO executions (exec_id, job_id, version, initiated_by,
-		initiated_at, target_count) VALUES (?, ?, ?, 'test', '2026-05-20T12:00:00.000000Z', ?)`,
-		b.ExecID, b.ManifestID, b.Version, b.PCs); err != nil {
+	if err := s.AddExecution(ctx, sink.Execution{ExecID: b.ExecID, JobID: b.ManifestID, Version: b.Version,
+		InitiatedBy: "test", InitiatedAt: time.Date(2026, 5, 20, 12, 0, 0, 0, time.UTC), TargetCount: b.PCs}); err != nil {
 		t.Fatal(err)
 	}
 }

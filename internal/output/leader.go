@@ -7,17 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // errReplicaBehind is the transient failure of an object a replica says is missing while the
 // stream's leader has it.
 var errReplicaBehind = errors.New("object store replica has not caught up with its leader")
-
-// Error codes of the JetStream API (see the server's errors.json).
-const (
-	jsErrStreamNotFound  = 10059
-	jsErrMessageNotFound = 10037
-)
 
 // confirmMissing asks the bucket stream's leader whether the object key is really missing.
 // Object lookups use direct gets, which any replica may answer, and a replica that has not yet
@@ -38,11 +34,7 @@ func (v *Resolver) confirmMissing(ctx context.Context, key string) error {
 		return fmt.Errorf("confirm with the stream leader: %w", err)
 	}
 	var resp struct {
-		Error *struct {
-			Code        int    `json:"code"`
-			ErrCode     int    `json:"err_code"`
-			Description string `json:"description"`
-		} `json:"error"`
+		Error   *jetstream.APIError `json:"error"`
 		Message *struct {
 			Data []byte `json:"data"` // the object's metadata, JSON
 		} `json:"message"`
@@ -51,10 +43,11 @@ func (v *Resolver) confirmMissing(ctx context.Context, key string) error {
 		return fmt.Errorf("confirm with the stream leader: %w", err)
 	}
 	switch {
-	case resp.Error != nil && (resp.Error.ErrCode == jsErrMessageNotFound || resp.Error.ErrCode == jsErrStreamNotFound):
+	case resp.Error != nil && (resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound ||
+		resp.Error.ErrorCode == jetstream.JSErrCodeStreamNotFound):
 		return nil
 	case resp.Error != nil:
-		return fmt.Errorf("confirm with the stream leader: %s (%d)", resp.Error.Description, resp.Error.ErrCode)
+		return fmt.Errorf("confirm with the stream leader: %s (%d)", resp.Error.Description, resp.Error.ErrorCode)
 	case resp.Message == nil:
 		return errors.New("confirm with the stream leader: empty response")
 	}

@@ -114,8 +114,8 @@ func TestWriteWithCancelledContextIsTransient(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	s := newTestSink(t)
-	mustExec(t, s.DB(), `CREATE TABLE unique_x (x INTEGER PRIMARY KEY); INSERT INTO unique_x VALUES (1)`)
-	_, constraint := s.DB().Exec(`INSERT INTO unique_x VALUES (1)`)
+	mustExec(t, s.db, `CREATE TABLE unique_x (x INTEGER PRIMARY KEY); INSERT INTO unique_x VALUES (1)`)
+	_, constraint := s.db.Exec(`INSERT INTO unique_x VALUES (1)`)
 	if constraint == nil {
 		t.Fatal("duplicate primary key accepted")
 	}

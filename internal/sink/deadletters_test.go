@@ -119,7 +119,7 @@ func TestDeadLetterHeadersAreKeptByteForByte(t *testing.T) {
 	mustPoison(t, s, withHeaders, without)
 
 	var typ string
-	if err := s.DB().QueryRow(`SELECT typeof(headers) FROM dead_letters WHERE stream_seq = 1`).Scan(&typ); err != nil {
+	if err := s.db.QueryRow(`SELECT typeof(headers) FROM dead_letters WHERE stream_seq = 1`).Scan(&typ); err != nil {
 		t.Fatal(err)
 	}
 	if typ != "blob" {

@@ -107,7 +107,7 @@ func FuzzDecodeAndWrite(f *testing.F) {
 			}
 			var got []byte
 			var reason string
-			if err := s.DB().QueryRow(`SELECT payload, reason FROM dead_letters WHERE stream = ? AND stream_seq = ?`,
+			if err := s.db.QueryRow(`SELECT payload, reason FROM dead_letters WHERE stream = ? AND stream_seq = ?`,
 				rec.Stream, int64(rec.Seq)).Scan(&got, &reason); err != nil {
 				t.Fatalf("poison %q: dead letter: %v", clip(payload), err)
 			}
@@ -128,7 +128,7 @@ func FuzzDecodeAndWrite(f *testing.F) {
 		}
 		var finished, version sql.NullString
 		var recordedAt string
-		if err := s.DB().QueryRow(`SELECT finished_at, version, recorded_at FROM execution_results WHERE result_id = ?`, id).
+		if err := s.db.QueryRow(`SELECT finished_at, version, recorded_at FROM execution_results WHERE result_id = ?`, id).
 			Scan(&finished, &version, &recordedAt); err != nil {
 			t.Fatalf("good record %q: row %q: %v", clip(payload), id, err)
 		}

@@ -203,7 +203,7 @@ type resultRow struct {
 func readRow(t *testing.T, s *Sink, resultID string) resultRow {
 	t.Helper()
 	var r resultRow
-	err := s.DB().QueryRow(`SELECT request_id, exec_id, pc_id, exit_code, stdout, stderr,
+	err := s.db.QueryRow(`SELECT request_id, exec_id, pc_id, exit_code, stdout, stderr,
 		started_at, finished_at, recorded_at, job_id, version, reaped, expires_at,
 		parent_result_id, skipped FROM execution_results WHERE result_id = ?`, resultID).Scan(
 		&r.RequestID, &r.ExecID, &r.PCID, &r.ExitCode, &r.Stdout, &r.Stderr,
@@ -219,7 +219,7 @@ func readRow(t *testing.T, s *Sink, resultID string) resultRow {
 func countRows(t *testing.T, s *Sink, table string) int {
 	t.Helper()
 	var n int
-	if err := s.DB().QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
+	if err := s.db.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
 		t.Fatalf("count %s: %v", table, err)
 	}
 	return n
@@ -234,7 +234,7 @@ type execRow struct {
 // insertExecution creates the executions row the backend creates before it broadcasts.
 func insertExecution(t *testing.T, s *Sink, execID string, target int, status string) {
 	t.Helper()
-	mustExec(t, s.DB(), `INSERT INTO executions (exec_id, job_id, version, initiated_by,
+	mustExec(t, s.db, `INSERT INTO executions (exec_id, job_id, version, initiated_by,
 		initiated_at, target_count, status) VALUES (?, ?, ?, 'operator', ?, ?, ?)`,
 		execID, testManifest, testVersion, codec.FormatTime(t0), target, status)
 }
@@ -243,7 +243,7 @@ func insertExecution(t *testing.T, s *Sink, execID string, target int, status st
 func readExecution(t *testing.T, s *Sink, execID string) execRow {
 	t.Helper()
 	var e execRow
-	if err := s.DB().QueryRow(`SELECT success_count, failure_count, status FROM executions
+	if err := s.db.QueryRow(`SELECT success_count, failure_count, status FROM executions
 		WHERE exec_id = ?`, execID).Scan(&e.Success, &e.Failure, &e.Status); err != nil {
 		t.Fatalf("read executions row %s: %v", execID, err)
 	}

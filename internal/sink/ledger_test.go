@@ -76,8 +76,8 @@ func TestResetForReplaySetsCountersBackOnlyWhenTheProjectionIsEmpty(t *testing.T
 	if reset, err := s.ResetForReplay(ctx); err != nil || reset {
 		t.Fatalf("with rows: reset %v, %v; want nothing done", reset, err)
 	}
-	mustExec(t, s.DB(), `UPDATE executions SET failure_count = 3 WHERE exec_id = 'exec-2'`)
-	mustExec(t, s.DB(), `DELETE FROM execution_results`)
+	mustExec(t, s.db, `UPDATE executions SET failure_count = 3 WHERE exec_id = 'exec-2'`)
+	mustExec(t, s.db, `DELETE FROM execution_results`)
 	if reset, err := s.ResetForReplay(ctx); err != nil || !reset {
 		t.Fatalf("empty: reset %v, %v; want done", reset, err)
 	}

@@ -73,7 +73,7 @@ func TestMigrateRecordsVersionInSchemaMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rows, err := s.DB().Query(`SELECT version, name, applied_at FROM schema_migrations ORDER BY version`)
+	rows, err := s.db.Query(`SELECT version, name, applied_at FROM schema_migrations ORDER BY version`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestMigrateAppliesInVersionOrderAndStopsAtAFailure(t *testing.T) {
 		t.Fatalf("applied %v before the failure, want [1 2]", applied)
 	}
 	var n int
-	if err := s.DB().QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'third'`).Scan(&n); err != nil {
+	if err := s.db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'third'`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {
@@ -231,7 +231,7 @@ func TestMigration3KeepsOldDeadLettersAndConvertsTheirHeaders(t *testing.T) {
 		{3, `{}`},
 		{4, `{"Bad":["\ufffd\ufffd"]}`}, // what JSON made of 0xff 0xfe: past saving
 	} {
-		mustExec(t, s.DB(), `INSERT INTO dead_letters VALUES ('RESULTS', ?, 'results.q', 'old', ?, ?, ?)`,
+		mustExec(t, s.db, `INSERT INTO dead_letters VALUES ('RESULTS', ?, 'results.q', 'old', ?, ?, ?)`,
 			r.seq, []byte("payload"), r.headers, codec.FormatTime(t0))
 	}
 	if _, err := s.Migrate(context.Background()); err != nil {
@@ -263,7 +263,7 @@ func TestMigration3KeepsOldDeadLettersAndConvertsTheirHeaders(t *testing.T) {
 		t.Errorf("dead letter 1 header = %v", h)
 	}
 	var typ string
-	if err := s.DB().QueryRow(`SELECT typeof(headers) FROM dead_letters WHERE stream_seq = 1`).Scan(&typ); err != nil {
+	if err := s.db.QueryRow(`SELECT typeof(headers) FROM dead_letters WHERE stream_seq = 1`).Scan(&typ); err != nil {
 		t.Fatal(err)
 	}
 	if typ != "blob" {
@@ -279,13 +279,13 @@ func TestMigration3KeepsOldDeadLettersAndConvertsTheirHeaders(t *testing.T) {
 
 func TestMigration3CopesWithAnOlderSchemaWithoutDeadLetters(t *testing.T) {
 	s := openUnmigrated(t, testConfig(t))
-	mustExec(t, s.DB(), `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+	mustExec(t, s.db, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
 		INSERT INTO schema_migrations VALUES (1, '0001_init.sql', '2026-01-01T00:00:00Z');`)
 	if _, err := migrate(context.Background(), s, migrations.FS); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	var n int
-	if err := s.DB().QueryRow(`SELECT count(*) FROM pragma_table_info('dead_letters') WHERE name = 'stream_created'`).Scan(&n); err != nil {
+	if err := s.db.QueryRow(`SELECT count(*) FROM pragma_table_info('dead_letters') WHERE name = 'stream_created'`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 1 {

@@ -472,7 +472,7 @@ func runScenario(t interface {
 }, s *Sink, sc scenario) {
 	t.Helper()
 	ctx := context.Background()
-	db := s.DB()
+	db := s.db
 	for _, q := range []string{`DELETE FROM execution_results`, `DELETE FROM executions`, `DELETE FROM dead_letters`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)

@@ -190,7 +190,7 @@ func writeBatches(t *testing.T, batches [][]codec.Record) *Sink {
 func applyBatches(t *testing.T, batches [][]codec.Record) string {
 	t.Helper()
 	s := writeBatches(t, batches)
-	d := dumpTables(t, s.DB())
+	d := dumpTables(t, s.db)
 	if err := s.Close(); err != nil { // early: the test opens dozens of databases
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func TestFinalTablesDoNotDependOnOrderBatchesOrRedelivery(t *testing.T) {
 		serial[i] = recs[i : i+1]
 	}
 	ref := writeBatches(t, serial)
-	want := dumpTables(t, ref.DB())
+	want := dumpTables(t, ref.db)
 	checkFleetTables(t, ref, recs)
 
 	reversed := slices.Clone(recs)
@@ -341,7 +341,7 @@ func checkFleetTables(t *testing.T, s *Sink, recs []codec.Record) {
 		}
 	}
 	var rows, finished, withVersion, withExec, legacy int
-	if err := s.DB().QueryRow(`SELECT count(*), count(finished_at), count(version), count(exec_id),
+	if err := s.db.QueryRow(`SELECT count(*), count(finished_at), count(version), count(exec_id),
 		count(*) FILTER (WHERE result_id IN (?, ?, ?)) FROM execution_results WHERE reaped = 0`,
 		codec.LegacyResultID(testRequest, "PC-00003"), codec.LegacyResultID(testRequest, "PC-00011"),
 		codec.LegacyResultID(testRequest, "PC-00017")).Scan(&rows, &finished, &withVersion, &withExec, &legacy); err != nil {
@@ -404,7 +404,7 @@ func TestConcurrentIngestersProduceTheSameTables(t *testing.T) {
 				t.Fatalf("round %d: %v", round, err)
 			}
 		}
-		if got := dumpTables(t, sinks[0].DB()); got != want {
+		if got := dumpTables(t, sinks[0].db); got != want {
 			t.Fatalf("round %d: tables differ from the serial run's at %s", round, firstDiff(want, got))
 		}
 		for _, s := range sinks {

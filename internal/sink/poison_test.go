@@ -27,7 +27,7 @@ type deadLetter struct {
 func readDeadLetter(t *testing.T, s *Sink, stream string, seq uint64) deadLetter {
 	t.Helper()
 	var d deadLetter
-	err := s.DB().QueryRow(`SELECT subject, reason, payload, typeof(payload), headers, recorded_at
+	err := s.db.QueryRow(`SELECT subject, reason, payload, typeof(payload), headers, recorded_at
 		FROM dead_letters WHERE stream = ? AND stream_seq = ?`, stream, int64(seq)).Scan(
 		&d.Subject, &d.Reason, &d.Payload, &d.PayloadType, &d.Headers, &d.RecordedAt)
 	if err != nil {
@@ -103,13 +103,13 @@ func TestPoisonRecordsAreDeadLetteredWithTheGoodOnes(t *testing.T) {
 // not permanent (SQLite's malformed-JSON error), until set(false) turns it off.
 func failSwitch(t *testing.T, s *Sink) (set func(on bool)) {
 	t.Helper()
-	mustExec(t, s.DB(), `CREATE TABLE fail_switch (on_ INTEGER);
+	mustExec(t, s.db, `CREATE TABLE fail_switch (on_ INTEGER);
 		INSERT INTO fail_switch VALUES (1);
 		CREATE TRIGGER fail_dead_letters BEFORE INSERT ON dead_letters
 		WHEN (SELECT on_ FROM fail_switch) BEGIN SELECT json('{broken'); END`)
 	return func(on bool) {
 		t.Helper()
-		mustExec(t, s.DB(), `UPDATE fail_switch SET on_ = ?`, on)
+		mustExec(t, s.db, `UPDATE fail_switch SET on_ = ?`, on)
 	}
 }
 
@@ -173,7 +173,7 @@ func TestEmptyPayloadIsStoredAsEmptyBlob(t *testing.T) {
 				typ string
 				n   int
 			)
-			if err := s.DB().QueryRow(`SELECT typeof(payload), length(payload) FROM dead_letters`).Scan(&typ, &n); err != nil {
+			if err := s.db.QueryRow(`SELECT typeof(payload), length(payload) FROM dead_letters`).Scan(&typ, &n); err != nil {
 				t.Fatal(err)
 			}
 			if typ != "blob" || n != 0 {

@@ -32,7 +32,7 @@ func TestRowRejectedByDatabaseDoesNotHoldBatchHostage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newTestSink(t)
 			insertExecution(t, s, testExec, n, "pending")
-			mustExec(t, s.DB(), refuseEvil)
+			mustExec(t, s.db, refuseEvil)
 
 			recs := make([]codec.Record, n)
 			for i := range recs {

@@ -14,12 +14,12 @@ import (
 // parent_result_id and skipped.
 func createOldResultsTable(t *testing.T, s *Sink) {
 	t.Helper()
-	mustExec(t, s.DB(), `CREATE TABLE execution_results (
+	mustExec(t, s.db, `CREATE TABLE execution_results (
 		result_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, exec_id TEXT, pc_id TEXT NOT NULL,
 		exit_code INTEGER, stdout TEXT NOT NULL DEFAULT '', stderr TEXT NOT NULL DEFAULT '',
 		started_at TEXT NOT NULL, finished_at TEXT, recorded_at TEXT NOT NULL, job_id TEXT,
 		version TEXT, reaped INTEGER NOT NULL DEFAULT 0, expires_at TEXT)`)
-	mustExec(t, s.DB(), `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+	mustExec(t, s.db, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
 		INSERT INTO schema_migrations VALUES (1, '0001_init.sql', '2026-01-01T00:00:00Z');`)
 }
 
@@ -27,7 +27,7 @@ func TestMigrateRefusesATableThatLacksColumnsFaninWrites(t *testing.T) {
 	cfg := testConfig(t)
 	s := openUnmigrated(t, cfg)
 	createOldResultsTable(t, s)
-	mustExec(t, s.DB(), `CREATE TABLE executions (exec_id TEXT PRIMARY KEY, job_id TEXT NOT NULL,
+	mustExec(t, s.db, `CREATE TABLE executions (exec_id TEXT PRIMARY KEY, job_id TEXT NOT NULL,
 		version TEXT NOT NULL, initiated_by TEXT NOT NULL, initiated_at TEXT NOT NULL,
 		target_count INTEGER NOT NULL, success_count INTEGER NOT NULL DEFAULT 0,
 		failure_count INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT 'pending')`)
@@ -43,7 +43,7 @@ func TestMigrateRefusesATableThatLacksColumnsFaninWrites(t *testing.T) {
 	}
 
 	// Added, the database is fanin's.
-	mustExec(t, s.DB(), `ALTER TABLE execution_results ADD COLUMN parent_result_id TEXT;
+	mustExec(t, s.db, `ALTER TABLE execution_results ADD COLUMN parent_result_id TEXT;
 		ALTER TABLE execution_results ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0`)
 	if _, err := s.Migrate(context.Background()); err != nil {
 		t.Fatalf("Migrate after adding the columns: %v", err)
@@ -54,7 +54,7 @@ func TestMigrateRefusesATableThatLacksColumnsFaninWrites(t *testing.T) {
 func TestSchemaErrorNamesEveryTableAndColumn(t *testing.T) {
 	s := openUnmigrated(t, testConfig(t))
 	createOldResultsTable(t, s) // and no executions table at all
-	mustExec(t, s.DB(), `CREATE TABLE dead_letters (stream TEXT NOT NULL, stream_seq INTEGER NOT NULL,
+	mustExec(t, s.db, `CREATE TABLE dead_letters (stream TEXT NOT NULL, stream_seq INTEGER NOT NULL,
 		subject TEXT NOT NULL, reason TEXT NOT NULL, payload BLOB NOT NULL, recorded_at TEXT NOT NULL,
 		headers TEXT, PRIMARY KEY (stream, stream_seq))`)
 	_, err := s.Migrate(context.Background())
@@ -96,7 +96,7 @@ func TestRequiredColumnsAreTheOnesTheStatementsUse(t *testing.T) {
 
 func TestSchemaErrorNamesAMissingTable(t *testing.T) {
 	s := openUnmigrated(t, testConfig(t))
-	mustExec(t, s.DB(), `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+	mustExec(t, s.db, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
 		INSERT INTO schema_migrations VALUES (1, '0001_init.sql', '2026-01-01T00:00:00Z');`)
 	_, err := s.Migrate(context.Background())
 	if err == nil || !strings.Contains(err.Error(), ": no table execution_results; no table executions (an older schema?)") {

@@ -51,8 +51,9 @@ type Sink struct {
 	db   *sql.DB
 	file os.FileInfo // the file Open found at cfg.Path: what every commit must still land in
 
-	mu     sync.Mutex // serialises Write; guards closed
-	closed bool
+	mu       sync.Mutex // serialises Write and the other writes; guards closed and inFlight
+	closed   bool
+	inFlight *sql.Stmt // InsertInFlight's statement, prepared at its first call
 }
 
 // Open opens (creating it with mode 0600 if needed) the database at cfg.Path and checks that it
@@ -111,10 +112,6 @@ func dsn(cfg Config) string {
 	return u.String()
 }
 
-// DB returns the underlying handle, for reads (tests, the demo's summary, the replay check).
-// Reads share the writer's single connection.
-func (s *Sink) DB() *sql.DB { return s.db }
-
 // Close waits for a Write in progress, then closes the database. It is idempotent.
 func (s *Sink) Close() error {
 	s.mu.Lock()
@@ -123,6 +120,12 @@ func (s *Sink) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.inFlight != nil {
+		if err := s.inFlight.Close(); err != nil {
+			s.db.Close()
+			return fmt.Errorf("close database: %w", err)
+		}
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close database: %w", err)
 	}

@@ -15,7 +15,7 @@ import (
 func pragma[T any](t *testing.T, s *Sink, name string) T {
 	t.Helper()
 	var v T
-	if err := s.DB().QueryRow("PRAGMA " + name).Scan(&v); err != nil {
+	if err := s.db.QueryRow("PRAGMA " + name).Scan(&v); err != nil {
 		t.Fatalf("PRAGMA %s: %v", name, err)
 	}
 	return v

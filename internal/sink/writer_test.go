@@ -83,7 +83,7 @@ func TestBroadcastStartedEventsMakeOneRowPerResultID(t *testing.T) {
 		started("r3", "pc3").record(t, 3, t0),
 	)
 	var n int
-	if err := s.DB().QueryRow(`SELECT count(*) FROM execution_results WHERE exec_id = ?`, testExec).Scan(&n); err != nil {
+	if err := s.db.QueryRow(`SELECT count(*) FROM execution_results WHERE exec_id = ?`, testExec).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 3 {
@@ -98,7 +98,7 @@ func TestResultsSharingRequestIDMakeTwoRows(t *testing.T) {
 		result("r2", "pc2", 0).record(t, 2, t0),
 	)
 	var n int
-	if err := s.DB().QueryRow(`SELECT count(*) FROM execution_results WHERE request_id = ?`, testRequest).Scan(&n); err != nil {
+	if err := s.db.QueryRow(`SELECT count(*) FROM execution_results WHERE request_id = ?`, testRequest).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 2 {
@@ -160,7 +160,7 @@ func TestLegacyResultDeliveredTwiceMakesOneRowWithDerivedID(t *testing.T) {
 	}
 	id := codec.LegacyResultID(testRequest, "legacy-pc")
 	var got string
-	if err := s.DB().QueryRow(`SELECT result_id FROM execution_results`).Scan(&got); err != nil {
+	if err := s.db.QueryRow(`SELECT result_id FROM execution_results`).Scan(&got); err != nil {
 		t.Fatal(err)
 	}
 	if got != id {
@@ -205,9 +205,9 @@ func TestCountersStayRunningBelowTarget(t *testing.T) {
 // and counts one failure on its execution.
 func reap(t *testing.T, s *Sink, resultID, execID string, at time.Time) {
 	t.Helper()
-	mustExec(t, s.DB(), `UPDATE execution_results SET exit_code = -1, finished_at = ?, reaped = 1
+	mustExec(t, s.db, `UPDATE execution_results SET exit_code = -1, finished_at = ?, reaped = 1
 		WHERE result_id = ? AND finished_at IS NULL`, codec.FormatTime(at), resultID)
-	mustExec(t, s.DB(), `UPDATE executions SET failure_count = failure_count + 1,
+	mustExec(t, s.db, `UPDATE executions SET failure_count = failure_count + 1,
 		status = CASE WHEN status = 'expired' THEN status
 		              WHEN success_count + failure_count + 1 >= target_count THEN 'completed'
 		              ELSE 'running' END
@@ -475,7 +475,7 @@ func TestBatchBumpsCountersWithOneUpdatePerExecution(t *testing.T) {
 	const n = 1000
 	s := newTestSink(t)
 	insertExecution(t, s, testExec, n, "running")
-	mustExec(t, s.DB(), updateCounter)
+	mustExec(t, s.db, updateCounter)
 
 	recs := make([]codec.Record, n)
 	for i := range recs {
