@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"fanin/internal/batch"
 	"fanin/internal/natstest"
 )
@@ -87,4 +89,29 @@ func TestDurableWhoseStreamIsGoneIsWaitedForWithBackoff(t *testing.T) {
 	if got := l.Stats.Acked.Load(); got != 40 {
 		t.Errorf("acked %d, want 40: 20 before the stream went, 20 after it came back", got)
 	}
+}
+
+// Run leaves nothing behind: once it returns, every goroutine it started (the stages, the
+// watch, keep-alives, Fetch's subscriptions) has ended, with the server and the connection
+// still up (the durable deleted). The gauges' callback is checked in TestOutputFetchingIsTraced.
+func TestRunReleasesEverythingItStarted(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.ClientURL())
+	natstest.CreateStream(t, js, "RESULTS", "results.>")
+	publishResults(t, js, 50, 10)
+	before := goleak.IgnoreCurrent()
+
+	w := newRecorder()
+	tel := newTelemetry(t)
+	l := batch.New(resultsConfig(), js, w, append(tel.opts, batch.WithCompleter(newFakeOutput(1<<10)))...)
+	stop := run(t, l)
+	natstest.Eventually(t, 30*time.Second, "every result written", func() bool { return w.distinct() == 50 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// The durable's own goroutines live in the server, as long as it does: delete it.
+	if err := js.DeleteConsumer(context.Background(), "RESULTS", resultsConfig().Durable); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, before)
 }
