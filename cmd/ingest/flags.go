@@ -291,7 +291,7 @@ type setting struct{ config, field string }
 // (output.Config), "metrics" (telemetry.NewServer's addr) and "telemetry" (telemetry.Config).
 // A field no flag sets maps to "": the command keeps its valid default, and an error about it
 // stays in the library's words. TestEveryFieldTheLibrariesNameIsInTheTable keeps the table
-// complete.
+// complete, TestTheTableSaysWhichFlagSetsEachField keeps it true.
 var settingFlags = map[setting]string{
 	{"nats", "URL"}:     "--nats-url",
 	{"nats", "TLSCert"}: "--nats-tls-cert",
@@ -315,7 +315,7 @@ var settingFlags = map[setting]string{
 	{"events", "MaxWait"}:       "--wait",
 	{"events", "AckWait"}:       "--ack-wait",
 	{"events", "MaxAckPending"}: "",
-	{"events", "OutputMemory"}:  "--output-memory",
+	{"events", "OutputMemory"}:  "", // --output-memory is the results projection's: only it completes outputs
 	{"events", "RetryInitial"}:  "",
 	{"events", "RetryMax"}:      "",
 
