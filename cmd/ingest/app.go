@@ -65,12 +65,12 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 
 	if cfg.EmbeddedNATS != "" {
 		if a.emb, err = broker.StartEmbedded(ctx, cfg.EmbeddedNATS, cfg.DataDir, log); err != nil {
-			return nil, err
+			return nil, flagError("embedded", err)
 		}
 		cfg.NATS.URL = a.emb.URL()
 	}
 	if a.nc, err = broker.Connect(ctx, cfg.NATS, log); err != nil {
-		return nil, err
+		return nil, flagError("nats", err)
 	}
 	a.health.nc.Store(a.nc)
 	if a.js, err = jetstream.New(a.nc.Conn); err != nil {
@@ -129,7 +129,7 @@ func (a *app) openTelemetry(ctx context.Context) (err error) {
 	ready := telemetry.NewReadiness(telemetry.DefaultReadyCacheTTL, a.health.checks()...)
 	srv := telemetry.NewServer(a.cfg.MetricsAddr, a.tel.Gatherer, ready, a.log)
 	if err := srv.Start(); err != nil {
-		return err
+		return flagError("metrics", err)
 	}
 	a.server = srv
 	a.log.Info("serving /metrics, /healthz and /readyz", "addr", "http://"+srv.Addr())

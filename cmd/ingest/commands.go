@@ -114,7 +114,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 			log.Info("stopped before ingesting", "exit_code", 0)
 			return 0
 		}
-		fmt.Fprintf(stderr, "ingest: %v\n", flagError(err))
+		fmt.Fprintf(stderr, "ingest: %v\n", err)
 		return 1
 	}
 	code := runUntilStopped(ctx, a)

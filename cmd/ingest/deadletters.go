@@ -89,7 +89,7 @@ func cmdDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 		f.filter.StreamCreated = codec.FormatTime(t)
 	}
 	if err := cfg.DB.Validate(); err != nil {
-		fmt.Fprintf(stderr, "ingest: %v\n", err)
+		fmt.Fprintf(stderr, "ingest: %v\n", flagError("db", err))
 		return 2
 	}
 	db, err := sink.Open(ctx, cfg.DB)

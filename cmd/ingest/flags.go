@@ -12,6 +12,7 @@ import (
 
 	"fanin/internal/batch"
 	"fanin/internal/broker"
+	"fanin/internal/fault"
 	"fanin/internal/output"
 	"fanin/internal/sink"
 	"fanin/internal/telemetry"
@@ -198,19 +199,19 @@ func (c *config) finish() error {
 		return errors.New("--stats-interval must not be negative")
 	}
 	if err := c.DB.Validate(); err != nil {
-		return err
+		return flagError("db", err)
 	}
 	if err := c.checkNATS(); err != nil {
 		return err
 	}
 	if err := c.Events.Validate(); err != nil {
-		return projectionFlagError("events", err)
+		return flagError("events", err)
 	}
 	if err := c.Results.Validate(); err != nil {
-		return projectionFlagError("results", err)
+		return flagError("results", err)
 	}
 	if err := c.Output.Validate(); err != nil {
-		return err
+		return flagError("output", err)
 	}
 	if c.Results.CompleteMemory < 2*c.Output.MaxObjectBytes {
 		return fmt.Errorf("--output-memory (%s) must be at least twice --output-max-bytes (%s): a result may name two objects",
@@ -241,7 +242,7 @@ func (c *config) finish() error {
 // either flag given with --embedded-nats is an error rather than silently ignored.
 func (c *config) checkNATS() error {
 	if c.EmbeddedNATS == "" {
-		return flagError(c.NATS.Validate())
+		return flagError("nats", c.NATS.Validate())
 	}
 	given := c.given
 	if given == nil {
@@ -258,7 +259,7 @@ func (c *config) checkNATS() error {
 				tls.flag, fromEnv(given, "embedded-nats", tls.flag))
 		}
 	}
-	return flagError(broker.ValidateListenAddr(c.EmbeddedNATS))
+	return flagError("embedded", broker.ValidateListenAddr(c.EmbeddedNATS))
 }
 
 // fromEnv says which of the flags came from the environment, for an error about them: " ($NATS_URL
@@ -279,34 +280,129 @@ func fromEnv(given func(string) string, flags ...string) string {
 	return " (" + strings.Join(vars, " and ") + " are set)"
 }
 
-// brokerFlags names the flag of each broker setting.
-var brokerFlags = map[broker.Setting]string{
-	broker.SettingURL:        "--nats-url",
-	broker.SettingListenAddr: "--embedded-nats",
-	broker.SettingDataDir:    "--data-dir",
+// setting is a field of a library's configuration as the command holds it: config names the
+// configuration (see settingFlags), field is the Go field a *fault.FieldError names.
+type setting struct{ config, field string }
+
+// settingFlags names the flag that sets each field the libraries can report as a
+// *fault.FieldError, by configuration: "nats" (broker.ConnConfig), "embedded" (the addr and dir
+// of broker.StartEmbedded), "db" (sink.Config), "events" and "results" (the two projections'
+// batch.Config: each has its own stream and durable flags, the others are shared), "output"
+// (output.Config), "metrics" (telemetry.NewServer's addr) and "telemetry" (telemetry.Config).
+// A field no flag sets maps to "": the command keeps its valid default, and an error about it
+// stays in the library's words. TestEveryFieldTheLibrariesNameIsInTheTable keeps the table
+// complete, TestTheTableSaysWhichFlagSetsEachField keeps it true.
+var settingFlags = map[setting]string{
+	{"nats", "URL"}:     "--nats-url",
+	{"nats", "TLSCert"}: "--nats-tls-cert",
+	{"nats", "TLSKey"}:  "--nats-tls-key",
+
+	{"embedded", "ListenAddr"}: "--embedded-nats",
+	{"embedded", "DataDir"}:    "--data-dir",
+
+	{"db", "Path"}:         "--db",
+	{"db", "Sync"}:         "--sync",
+	{"db", "BusyTimeout"}:  "",
+	{"db", "CacheSizeMiB"}: "",
+
+	{"events", "Stream"}:         "--events-stream",
+	{"events", "Durable"}:        "--events-durable",
+	{"events", "FilterSubject"}:  "",
+	{"events", "Kind"}:           "",
+	{"events", "BatchSize"}:      "--batch",
+	{"events", "GroupBatches"}:   "--group",
+	{"events", "MaxBatchBytes"}:  "",
+	{"events", "MaxWait"}:        "--wait",
+	{"events", "AckWait"}:        "--ack-wait",
+	{"events", "MaxAckPending"}:  "",
+	{"events", "CompleteMemory"}: "", // --output-memory is the results projection's: only it completes outputs
+	{"events", "RetryInitial"}:   "",
+	{"events", "RetryMax"}:       "",
+
+	{"results", "Stream"}:         "--results-stream",
+	{"results", "Durable"}:        "--results-durable",
+	{"results", "FilterSubject"}:  "",
+	{"results", "Kind"}:           "",
+	{"results", "BatchSize"}:      "--batch",
+	{"results", "GroupBatches"}:   "--group",
+	{"results", "MaxBatchBytes"}:  "",
+	{"results", "MaxWait"}:        "--wait",
+	{"results", "AckWait"}:        "--ack-wait",
+	{"results", "MaxAckPending"}:  "",
+	{"results", "CompleteMemory"}: "--output-memory",
+	{"results", "RetryInitial"}:   "",
+	{"results", "RetryMax"}:       "",
+
+	{"output", "Bucket"}:         "--output-bucket",
+	{"output", "MaxObjectBytes"}: "--output-max-bytes",
+	{"output", "Concurrency"}:    "--output-concurrency",
+	{"output", "StallTimeout"}:   "",
+
+	{"metrics", "Addr"}: "--metrics-addr",
+
+	{"telemetry", "ServiceName"}: "",
 }
 
-// flagError prefixes err with the flag of the setting it is about, when it is a broker setting
-// error: the library names its fields, the command line its flags.
-func flagError(err error) error {
-	var se *broker.SettingError
-	if errors.As(err, &se) && brokerFlags[se.Setting] != "" {
-		return fmt.Errorf("%s: %w", brokerFlags[se.Setting], err)
+// flagError tells err as the command line's user sees it when it holds a *fault.FieldError
+// about a field of config that a flag sets: the field's flag in place of the field, and the
+// flags of the other fields of config the message mentions ("--ack-wait: 10s must be at least
+// twice --wait plus 5s"). The result still unwraps to err. Any other err, nil too, is returned
+// as is.
+func flagError(config string, err error) error {
+	field, fe := fault.Field(err)
+	flag := settingFlags[setting{config, field}]
+	if fe == nil || flag == "" {
+		return err
 	}
-	return err
+	text := flag + ": " + flagNames(config, fe.Err.Error())
+	return &flaggedError{text: strings.Replace(err.Error(), fe.Error(), text, 1), err: err}
 }
 
-// projectionFlagError prefixes an error of batch.Config.Validate about the stream or durable
-// name with its flag (--events-stream, --results-durable, …). Validate names those fields at
-// the start of its message; its other messages name their flags already.
-func projectionFlagError(projection string, err error) error {
-	for _, f := range []struct{ field, flag string }{{"stream name", "stream"}, {"durable name", "durable"}} {
-		if strings.HasPrefix(err.Error(), f.field+" ") {
-			return fmt.Errorf("--%s-%s: %w", projection, f.flag, err)
+// flagNames replaces, in msg, each word that is a field of config with a flag by that flag,
+// leaving quoted values ("…", as %q writes them) alone.
+func flagNames(config, msg string) string {
+	var b strings.Builder
+	quoted := false
+	for i := 0; i < len(msg); {
+		c := msg[i]
+		switch {
+		case quoted && c == '\\' && i+1 < len(msg):
+			b.WriteString(msg[i : i+2])
+			i += 2
+			continue
+		case c == '"':
+			quoted = !quoted
+		case !quoted && isWordByte(c) && (i == 0 || !isWordByte(msg[i-1])):
+			j := i
+			for j < len(msg) && isWordByte(msg[j]) {
+				j++
+			}
+			if flag := settingFlags[setting{config, msg[i:j]}]; flag != "" {
+				b.WriteString(flag)
+			} else {
+				b.WriteString(msg[i:j])
+			}
+			i = j
+			continue
 		}
+		b.WriteByte(c)
+		i++
 	}
-	return err
+	return b.String()
 }
+
+func isWordByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_'
+}
+
+// flaggedError is an error told with flags where the error it wraps names fields.
+type flaggedError struct {
+	text string
+	err  error
+}
+
+func (e *flaggedError) Error() string { return e.text }
+func (e *flaggedError) Unwrap() error { return e.err }
 
 // byteSize is a flag holding a number of bytes, written as an integer with an optional unit:
 // 1048576, 1MiB, 512KiB, 2GiB (also K, M, G, KB, MB, GB, all binary).

@@ -24,7 +24,7 @@ func TestAnOlderSchemaStopsTheIngesterWithOneLine(t *testing.T) {
 			status TEXT NOT NULL DEFAULT 'pending')`,
 		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`,
 		`INSERT INTO schema_migrations VALUES (1, '0001_init.sql', '2026-01-01T00:00:00Z')`)
-	want := "ingest: database " + path + ": table execution_results lacks columns parent_result_id, skipped (an older schema?): add them or use another --db"
+	want := "ingest: database " + path + ": table execution_results lacks columns parent_result_id, skipped (an older schema?): add them or use another database file"
 
 	for _, args := range [][]string{
 		{"--db", path, "--nats-url", "nats://127.0.0.1:1", "--metrics-addr="}, // the ingester

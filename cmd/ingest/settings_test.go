@@ -41,30 +41,30 @@ func TestSettingsThatCanNeverWorkAreUsageErrors(t *testing.T) {
 		wantErr string
 	}{
 		{name: "port out of range", args: []string{"--nats-url", "nats://127.0.0.1:99999"},
-			wantErr: `--nats-url: server URL "nats://127.0.0.1:99999": port 99999 is not between 1 and 65535`},
+			wantErr: `--nats-url: "nats://127.0.0.1:99999": port 99999 is not between 1 and 65535`},
 		{name: "http scheme", args: []string{"--nats-url", "http://127.0.0.1:4222"},
-			wantErr: `--nats-url: server URL "http://127.0.0.1:4222": scheme "http" is not nats, tls, ws or wss`},
-		{name: "empty entries", args: []string{"--nats-url", ",,"}, wantErr: "--nats-url: server URL: entry 1 of 3 is empty"},
+			wantErr: `--nats-url: "http://127.0.0.1:4222": scheme "http" is not nats, tls, ws or wss`},
+		{name: "empty entries", args: []string{"--nats-url", ",,"}, wantErr: "--nats-url: entry 1 of 3 is empty"},
 		{name: "an empty entry among good ones", args: []string{"--nats-url", "nats://a:4222, ,nats://b:4222"},
-			wantErr: "--nats-url: server URL: entry 2 of 3 is empty"},
-		{name: "bare word", args: []string{"--nats-url", "garbage"}, wantErr: `--nats-url: server URL "garbage": want host:port`},
-		{name: "empty URL", args: []string{"--nats-url", ""}, wantErr: "--nats-url: server URL: must not be empty"},
+			wantErr: "--nats-url: entry 2 of 3 is empty"},
+		{name: "bare word", args: []string{"--nats-url", "garbage"}, wantErr: `--nats-url: "garbage": want host:port`},
+		{name: "empty URL", args: []string{"--nats-url", ""}, wantErr: "--nats-url: must not be empty"},
 		{name: "bad URL from the environment", env: map[string]string{"NATS_URL": "nats://127.0.0.1:99999"},
-			wantErr: "--nats-url: server URL"},
+			wantErr: `--nats-url: "nats://127.0.0.1:99999": port 99999`},
 		{name: "a password is not shown", args: []string{"--nats-url", "nats://fanin:hunter2@127.0.0.1:99999"},
 			wantErr: `"nats://fanin:xxxxx@127.0.0.1:99999"`},
-		{name: "half a key pair", args: []string{"--nats-tls-cert", "c.pem"}, wantErr: "--nats-tls-cert and --nats-tls-key go together"},
+		{name: "half a key pair", args: []string{"--nats-tls-cert", "c.pem"}, wantErr: "--nats-tls-key: must be set with --nats-tls-cert: they go together"},
 
 		{name: "durable with a dot and a space", args: []string{"--events-durable", "a.b c"},
-			wantErr: `--events-durable: durable name "a.b c": must not contain whitespace, '.', '*', '>', '/' or '\'`},
-		{name: "stream with a wildcard", args: []string{"--results-stream", "a*"}, wantErr: `--results-stream: stream name "a*": must not contain`},
-		{name: "stream with >", args: []string{"--events-stream", "a>"}, wantErr: `--events-stream: stream name "a>"`},
-		{name: "durable with a slash", args: []string{"--results-durable", "a/b"}, wantErr: `--results-durable: durable name "a/b"`},
-		{name: "durable with a backslash", args: []string{"--results-durable", `a\b`}, wantErr: `--results-durable: durable name "a\\b"`},
-		{name: "durable with a tab", env: map[string]string{"FANIN_EVENTS_DURABLE": "a\tb"}, wantErr: `--events-durable: durable name "a\tb"`},
+			wantErr: `--events-durable: "a.b c": must not contain whitespace, '.', '*', '>', '/' or '\'`},
+		{name: "stream with a wildcard", args: []string{"--results-stream", "a*"}, wantErr: `--results-stream: "a*": must not contain`},
+		{name: "stream with >", args: []string{"--events-stream", "a>"}, wantErr: `--events-stream: "a>": must not contain`},
+		{name: "durable with a slash", args: []string{"--results-durable", "a/b"}, wantErr: `--results-durable: "a/b": must not contain`},
+		{name: "durable with a backslash", args: []string{"--results-durable", `a\b`}, wantErr: `--results-durable: "a\\b": must not contain`},
+		{name: "durable with a tab", env: map[string]string{"FANIN_EVENTS_DURABLE": "a\tb"}, wantErr: `--events-durable: "a\tb": must not contain`},
 		{name: "stream name too long", args: []string{"--events-stream", strings.Repeat("E", 256)},
-			wantErr: "--events-stream: stream name \"EEEEEEEEEEEEEEEEEEEE\"…: 256 bytes, more than JetStream's 255"},
-		{name: "empty durable", args: []string{"--results-durable", ""}, wantErr: "--results-durable: durable name must not be empty"},
+			wantErr: "--events-stream: \"EEEEEEEEEEEEEEEEEEEE\"…: 256 bytes, more than JetStream's 255"},
+		{name: "empty durable", args: []string{"--results-durable", ""}, wantErr: "--results-durable: must not be empty"},
 
 		{name: "embedded server and a URL", args: []string{"--embedded-nats", "127.0.0.1:0", "--nats-url", "nats://10.0.0.1:4222"},
 			wantErr: "--embedded-nats and --nats-url exclude each other"},
@@ -79,11 +79,11 @@ func TestSettingsThatCanNeverWorkAreUsageErrors(t *testing.T) {
 		{name: "embedded server and NATS_CERT", args: []string{"--embedded-nats", "127.0.0.1:0"},
 			env: map[string]string{"NATS_CERT": "c.pem", "NATS_KEY": "k.pem"}, wantErr: "--embedded-nats and --nats-tls-cert exclude each other: the embedded server serves plain nats:// ($NATS_CERT is set)"},
 		{name: "embedded server without a host", args: []string{"--embedded-nats", "4222"},
-			wantErr: `--embedded-nats: listen address "4222": want host:port`},
+			wantErr: `--embedded-nats: "4222": want host:port`},
 		{name: "embedded server port out of range", args: []string{"--embedded-nats", "127.0.0.1:70000"},
-			wantErr: `--embedded-nats: listen address "127.0.0.1:70000": port "70000" is not between 0 and 65535`},
+			wantErr: `--embedded-nats: "127.0.0.1:70000": port "70000" is not between 0 and 65535`},
 
-		{name: "migrate checks the settings too", args: []string{"migrate", "--nats-url", "garbage"}, wantErr: "--nats-url: server URL"},
+		{name: "migrate checks the settings too", args: []string{"migrate", "--nats-url", "garbage"}, wantErr: `--nats-url: "garbage": want host:port`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "fanin.db")
@@ -171,9 +171,9 @@ func TestEmbeddedServerThatCannotStartSaysWhy(t *testing.T) {
 		wantErr string
 	}{
 		{name: "data dir is a file", args: []string{"--embedded-nats", "127.0.0.1:0", "--data-dir", file},
-			wantErr: `ingest: --data-dir: data dir "` + file + `": not a directory`},
+			wantErr: `ingest: --data-dir: "` + file + `": not a directory`},
 		{name: "port taken", args: []string{"--embedded-nats", l.Addr().String(), "--data-dir", filepath.Join(dir, "js")},
-			wantErr: `ingest: --embedded-nats: listen address "` + l.Addr().String() + `": address already in use`},
+			wantErr: `ingest: --embedded-nats: "` + l.Addr().String() + `": address already in use`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append(tc.args, "--db", filepath.Join(t.TempDir(), "fanin.db"), "--metrics-addr=", "--log-level", "error")

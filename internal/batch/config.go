@@ -1,14 +1,13 @@
 package batch
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"fanin/internal/codec"
+	"fanin/internal/fault"
 )
 
 // Config describes one projection: which durable it pulls from, what it expects there, and how
@@ -114,44 +113,46 @@ func (c Config) maxAckPending() int {
 	return max((c.groupBatches()+2)*c.BatchSize, 1000)
 }
 
-// Validate reports the first setting that cannot work, naming its flag or, for the stream and
-// durable names, its field ("stream name", "durable name"): JetStream refuses a name with
-// whitespace, control characters, '.', '*', '>', '/' or '\', or longer than 255 bytes.
+// Validate reports the first setting that cannot work, as a *fault.FieldError naming its field
+// ("BatchSize"). JetStream refuses a Stream or Durable with whitespace, control characters, '.',
+// '*', '>', '/' or '\', or longer than 255 bytes.
 func (c Config) Validate() error {
-	for _, n := range []struct{ field, name string }{{"stream name", c.Stream}, {"durable name", c.Durable}} {
+	for _, n := range []struct{ field, name string }{{"Stream", c.Stream}, {"Durable", c.Durable}} {
 		const maxLen = 255 // JSMaxNameLen of nats-server: a name is also a file name
 		switch {
 		case n.name == "":
-			return fmt.Errorf("%s must not be empty", n.field)
+			return fault.Fieldf(n.field, "must not be empty")
 		case strings.ContainsFunc(n.name, func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune(".*>/\\", r) }):
-			return fmt.Errorf(`%s %q: must not contain whitespace, '.', '*', '>', '/' or '\'`, n.field, n.name)
+			return fault.Fieldf(n.field, `%q: must not contain whitespace, '.', '*', '>', '/' or '\'`, n.name)
 		case strings.ContainsFunc(n.name, unicode.IsControl) || !utf8.ValidString(n.name):
-			return fmt.Errorf("%s %q: must not contain control characters or invalid UTF-8", n.field, n.name)
+			return fault.Fieldf(n.field, "%q: must not contain control characters or invalid UTF-8", n.name)
 		case len(n.name) > maxLen:
-			return fmt.Errorf("%s %.20q…: %d bytes, more than JetStream's %d", n.field, n.name, len(n.name), maxLen)
+			return fault.Fieldf(n.field, "%.20q…: %d bytes, more than JetStream's %d", n.name, len(n.name), maxLen)
 		}
 	}
 	switch {
 	case c.FilterSubject == "":
-		return errors.New("filter subject must not be empty")
+		return fault.Fieldf("FilterSubject", "must not be empty")
 	case c.Kind != codec.KindStarted && c.Kind != codec.KindResult:
-		return fmt.Errorf("unknown event kind %d", c.Kind)
+		return fault.Fieldf("Kind", "unknown event kind %d", c.Kind)
 	case c.BatchSize < 1 || c.BatchSize > 10000:
-		return fmt.Errorf("--batch must be between 1 and 10000, not %d", c.BatchSize)
+		return fault.Fieldf("BatchSize", "must be between 1 and 10000, not %d", c.BatchSize)
 	case c.GroupBatches < 0 || c.GroupBatches > 100:
-		return fmt.Errorf("--group must be between 0 (automatic) and 100, not %d", c.GroupBatches)
+		return fault.Fieldf("GroupBatches", "must be between 0 (automatic) and 100, not %d", c.GroupBatches)
 	case c.MaxBatchBytes < 64<<10:
-		return fmt.Errorf("max batch bytes must be at least 64 KiB, not %d", c.MaxBatchBytes)
+		return fault.Fieldf("MaxBatchBytes", "must be at least 64 KiB, not %d", c.MaxBatchBytes)
 	case c.MaxWait < time.Millisecond || c.MaxWait > time.Minute:
-		return fmt.Errorf("--wait must be between 1ms and 1m, not %s", c.MaxWait)
+		return fault.Fieldf("MaxWait", "must be between 1ms and 1m, not %s", c.MaxWait)
 	case c.AckWait < 2*c.MaxWait+5*time.Second:
-		return fmt.Errorf("--ack-wait (%s) must be at least twice --wait plus 5s, room for a slow commit", c.AckWait)
+		return fault.Fieldf("AckWait", "%s must be at least twice MaxWait plus 5s, room for a slow commit", c.AckWait)
 	case c.MaxAckPending != 0 && c.MaxAckPending < 2*c.BatchSize:
-		return fmt.Errorf("max ack pending (%d) must be at least twice --batch (%d), or a Fetch is silently capped", c.MaxAckPending, c.BatchSize)
+		return fault.Fieldf("MaxAckPending", "%d must be at least twice BatchSize (%d), or a Fetch is silently capped", c.MaxAckPending, c.BatchSize)
 	case c.CompleteMemory < 0 || c.CompleteMemory > 0 && c.CompleteMemory < 1<<20:
-		return fmt.Errorf("--output-memory must be at least 1 MiB, not %d bytes", c.CompleteMemory)
-	case c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial:
-		return errors.New("retry intervals must be positive, the maximum no less than the initial")
+		return fault.Fieldf("CompleteMemory", "must be at least 1 MiB, not %d bytes", c.CompleteMemory)
+	case c.RetryInitial <= 0:
+		return fault.Fieldf("RetryInitial", "must be positive, not %s", c.RetryInitial)
+	case c.RetryMax < c.RetryInitial:
+		return fault.Fieldf("RetryMax", "%s must be no less than RetryInitial (%s)", c.RetryMax, c.RetryInitial)
 	}
 	return nil
 }

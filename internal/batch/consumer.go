@@ -16,7 +16,7 @@ import (
 var ErrStreamMissing = errors.New("stream missing")
 
 // ErrForeignDurable is returned (wrapped) by EnsureConsumer, and by Run, when the durable feeds
-// another database than the Ledger's: this instance's --db is not the one the durable's acks
+// another database than the Ledger's: this instance's database file is not the one the durable's acks
 // stand for (a typo, a new path), and consuming would take its share of the stream into the
 // wrong file. BindOptions.Adopt overrides it.
 var ErrForeignDurable = fault.Permanent(errors.New("durable feeds another database"))
@@ -53,7 +53,7 @@ type BindOptions struct {
 	// Ledger, when set, ties the durable to its database and keeps its safe point.
 	Ledger Ledger
 	// CreateStream, when set, is called when the stream does not exist, and binding goes on
-	// if it succeeds (--create-streams).
+	// if it succeeds.
 	CreateStream func(ctx context.Context) error
 }
 

@@ -295,32 +295,6 @@ func TestEnsureConsumerReplaysTheStreamWhenAsked(t *testing.T) {
 	}
 }
 
-func TestConfigValidateNamesTheFlag(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		modify func(*batch.Config)
-		want   string
-	}{
-		{"batch too small", func(c *batch.Config) { c.BatchSize = 0 }, "--batch"},
-		{"batch too big", func(c *batch.Config) { c.BatchSize = 10001 }, "--batch"},
-		{"wait zero", func(c *batch.Config) { c.MaxWait = 0 }, "--wait"},
-		{"ack wait too short", func(c *batch.Config) { c.AckWait = time.Second }, "--ack-wait"},
-		{"max ack pending caps the fetch", func(c *batch.Config) { c.MaxAckPending = 10 }, "max ack pending"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := batch.Started()
-			tc.modify(&c)
-			err := c.Validate()
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Validate() = %v, want an error naming %s", err, tc.want)
-			}
-		})
-	}
-	if err := batch.Started().Validate(); err != nil {
-		t.Fatalf("defaults invalid: %v", err)
-	}
-}
-
 func TestLargePayloadsBoundEachTransactionByBytes(t *testing.T) {
 	srv := natstest.Run(t)
 	nc, js := natstest.Connect(t, srv.ClientURL())

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"fanin/internal/batch"
+	"fanin/internal/fault"
 	"fanin/internal/natstest"
 )
 
@@ -46,10 +47,10 @@ var nameCases = []struct {
 }
 
 func TestValidateNamesTheFieldOfAnInvalidName(t *testing.T) {
-	for _, field := range []string{"stream name", "durable name"} {
+	for _, field := range []string{"Stream", "Durable"} {
 		for _, tc := range nameCases {
 			c := batch.Started()
-			if field == "stream name" {
+			if field == "Stream" {
 				c.Stream = tc.name
 			} else {
 				c.Durable = tc.name
@@ -61,8 +62,8 @@ func TestValidateNamesTheFieldOfAnInvalidName(t *testing.T) {
 				}
 				continue
 			}
-			if err == nil || !strings.HasPrefix(err.Error(), field+" ") || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("%s %q: got %v, want %q naming the field", field, tc.name, err, field+" …"+tc.wantErr)
+			if f, _ := fault.Field(err); f != field || !strings.HasPrefix(err.Error(), field+": ") || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s %q: got %v, want a *fault.FieldError %q", field, tc.name, err, field+": …"+tc.wantErr)
 			}
 		}
 	}
@@ -71,12 +72,12 @@ func TestValidateNamesTheFieldOfAnInvalidName(t *testing.T) {
 func TestValidateRefusesEmptyNames(t *testing.T) {
 	c := batch.Results()
 	c.Stream = ""
-	if err := c.Validate(); err == nil || err.Error() != "stream name must not be empty" {
+	if err := c.Validate(); err == nil || err.Error() != "Stream: must not be empty" {
 		t.Errorf("empty stream: %v", err)
 	}
 	c = batch.Results()
 	c.Durable = ""
-	if err := c.Validate(); err == nil || err.Error() != "durable name must not be empty" {
+	if err := c.Validate(); err == nil || err.Error() != "Durable: must not be empty" {
 		t.Errorf("empty durable: %v", err)
 	}
 }

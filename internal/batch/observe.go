@@ -146,7 +146,7 @@ func (o *observer) with(extra ...attribute.KeyValue) []attribute.KeyValue {
 }
 
 // received records one fetch that started at start and brought n messages. A fetch that brought
-// nothing and failed in no way (a caught-up stream, every --wait) makes no span.
+// nothing and failed in no way (a caught-up stream, every MaxWait) makes no span.
 func (o *observer) received(start time.Time, n int, err error) {
 	ctx := context.Background()
 	opt := o.receiveOpt

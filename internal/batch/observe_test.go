@@ -310,7 +310,12 @@ func TestMetricsFollowAScriptedRun(t *testing.T) {
 	// 1. A good batch.
 	publish(t, js, 100)
 	natstest.Eventually(t, 20*time.Second, "good batch acked", drained)
-	rm := tel.collect(t)
+	// The server may count the acks before the loop has recorded the batch it just settled.
+	var rm metricdata.ResourceMetrics
+	natstest.Eventually(t, 5*time.Second, "the settled batch recorded", func() bool {
+		rm = tel.collect(t)
+		return value(rm, "fanin.messages.acked") == 100
+	})
 	if got := value(rm, "messaging.client.consumed.messages", "messaging.operation.name", "receive"); got != 100 {
 		t.Errorf("consumed %v, want 100", got)
 	}
@@ -339,7 +344,9 @@ func TestMetricsFollowAScriptedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	natstest.Eventually(t, 20*time.Second, "poison terminated", func() bool {
-		return drained() && value(tel.collect(t), "fanin.messages.dead_lettered") == 1
+		rm := tel.collect(t)
+		return drained() && value(rm, "fanin.messages.dead_lettered") == 1 &&
+			value(rm, "messaging.process.duration", "error.type", "dead_letter") == 1
 	})
 	rm = tel.collect(t)
 	if got := value(rm, "fanin.messages.dead_lettered", "reason", "poison", "field", "payload"); got != 1 {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"fanin/internal/fault"
 )
 
 // ConnConfig says how to reach NATS. The security options work as the nats CLI's do.
@@ -29,15 +31,19 @@ type ConnConfig struct {
 	Name string
 }
 
-// Validate reports the first setting that can never work, whatever the network does: a server
-// URL nats.go could not dial (as a *SettingError), or half a client key pair. A server that is
-// down, or a name that does not resolve yet, is not an error: Connect waits for it.
+// Validate reports, as a *fault.FieldError naming the field, the first setting that can never
+// work, whatever the network does: a URL nats.go could not dial (shown with a password or token
+// replaced by "xxxxx"), or half a client key pair. A server that is down, or a name that does
+// not resolve yet, is not an error: Connect waits for it.
 func (c ConnConfig) Validate() error {
 	if err := validateURLs(c.URL); err != nil {
 		return err
 	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return errors.New("--nats-tls-cert and --nats-tls-key go together")
+	switch {
+	case c.TLSCert != "" && c.TLSKey == "":
+		return fault.Fieldf("TLSKey", "must be set with TLSCert: they go together")
+	case c.TLSKey != "" && c.TLSCert == "":
+		return fault.Fieldf("TLSCert", "must be set with TLSKey: they go together")
 	}
 	return nil
 }
@@ -48,7 +54,7 @@ var urlSchemes = map[string]bool{"nats": false, "tls": false, "ws": true, "wss":
 // validateURLs checks each comma-separated entry of urls as nats.go will read it.
 func validateURLs(urls string) error {
 	if strings.TrimSpace(urls) == "" {
-		return &SettingError{Setting: SettingURL, Err: errors.New("must not be empty")}
+		return fault.Fieldf("URL", "must not be empty")
 	}
 	entries := strings.Split(urls, ",")
 	var first *url.URL
@@ -57,18 +63,16 @@ func validateURLs(urls string) error {
 		if e == "" {
 			// nats.go skips it, and dials 127.0.0.1:4222 when nothing is left: most likely a
 			// list built from a variable that is unset.
-			return &SettingError{Setting: SettingURL,
-				Err: fmt.Errorf("entry %d of %d is empty (a comma too many?)", i+1, len(entries))}
+			return fault.Fieldf("URL", "entry %d of %d is empty (a comma too many?)", i+1, len(entries))
 		}
 		u, err := parseURL(e)
 		if err != nil {
-			return &SettingError{Setting: SettingURL, Value: redact(e), Err: err}
+			return fault.Fieldf("URL", "%q: %w", redact(e), err)
 		}
 		if first == nil {
 			first = u
 		} else if urlSchemes[u.Scheme] != urlSchemes[first.Scheme] {
-			return &SettingError{Setting: SettingURL, Value: redact(e),
-				Err: fmt.Errorf("%s:// cannot be mixed with %s:// in one list", u.Scheme, first.Scheme)}
+			return fault.Fieldf("URL", "%q: %s:// cannot be mixed with %s:// in one list", redact(e), u.Scheme, first.Scheme)
 		}
 	}
 	return nil

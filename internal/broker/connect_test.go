@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"fanin/internal/fault"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -114,8 +116,8 @@ func TestConnectWithMutualTLS(t *testing.T) {
 
 func TestConnectRejectsHalfAKeyPair(t *testing.T) {
 	_, err := Connect(context.Background(), ConnConfig{URL: "nats://127.0.0.1:1", TLSCert: "c.pem"}, quiet)
-	if err == nil || !strings.Contains(err.Error(), "--nats-tls-cert and --nats-tls-key") {
-		t.Fatalf("got %v", err)
+	if f, _ := fault.Field(err); f != "TLSKey" {
+		t.Fatalf("got %v, want a *fault.FieldError about TLSKey", err)
 	}
 }
 
@@ -152,20 +154,20 @@ func TestValidateRefusesURLsThatCanNeverBeDialed(t *testing.T) {
 		{url: "[::1]:4222"},
 		{url: " nats://a:4222 , nats://b:4222 "},
 		{url: "nats://user:pass@a:4222,b:4222"},
-		{url: "", wantErr: "server URL: must not be empty"},
-		{url: "  ", wantErr: "server URL: must not be empty"},
-		{url: ",,", wantErr: "server URL: entry 1 of 3 is empty"},
-		{url: "nats://a:4222,", wantErr: "server URL: entry 2 of 2 is empty"},
-		{url: "nats://127.0.0.1:99999", wantErr: `server URL "nats://127.0.0.1:99999": port 99999 is not between 1 and 65535`},
+		{url: "", wantErr: "URL: must not be empty"},
+		{url: "  ", wantErr: "URL: must not be empty"},
+		{url: ",,", wantErr: "URL: entry 1 of 3 is empty"},
+		{url: "nats://a:4222,", wantErr: "URL: entry 2 of 2 is empty"},
+		{url: "nats://127.0.0.1:99999", wantErr: `URL: "nats://127.0.0.1:99999": port 99999 is not between 1 and 65535`},
 		{url: "nats://127.0.0.1:0", wantErr: "port 0 is not between 1 and 65535"},
 		{url: "nats://127.0.0.1:x", wantErr: `invalid port ":x" after host`},
-		{url: "http://127.0.0.1:4222", wantErr: `server URL "http://127.0.0.1:4222": scheme "http" is not nats, tls, ws or wss`},
-		{url: "garbage", wantErr: `server URL "garbage": want host:port, or a URL`},
+		{url: "http://127.0.0.1:4222", wantErr: `URL: "http://127.0.0.1:4222": scheme "http" is not nats, tls, ws or wss`},
+		{url: "garbage", wantErr: `URL: "garbage": want host:port, or a URL`},
 		{url: "::1", wantErr: "want host:port"},
 		{url: "nats://:4222", wantErr: "no host"},
-		{url: "nats://a:4222,ws://b:80", wantErr: `server URL "ws://b:80": ws:// cannot be mixed with nats://`},
-		{url: "nats://user:secret@a:99999", wantErr: `server URL "nats://user:xxxxx@a:99999"`},
-		{url: "nats://s3cr3t@a:99999", wantErr: `server URL "nats://xxxxx@a:99999"`},
+		{url: "nats://a:4222,ws://b:80", wantErr: `URL: "ws://b:80": ws:// cannot be mixed with nats://`},
+		{url: "nats://user:secret@a:99999", wantErr: `URL: "nats://user:xxxxx@a:99999"`},
+		{url: "nats://s3cr3t@a:99999", wantErr: `URL: "nats://xxxxx@a:99999"`},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
 			err := ConnConfig{URL: tc.url}.Validate()
@@ -175,9 +177,9 @@ func TestValidateRefusesURLsThatCanNeverBeDialed(t *testing.T) {
 				}
 				return
 			}
-			var se *SettingError
-			if !errors.As(err, &se) || se.Setting != SettingURL {
-				t.Fatalf("Validate(%q) = %v (%T), want a *SettingError about the URL", tc.url, err, err)
+			var fe *fault.FieldError
+			if !errors.As(err, &fe) || fe.Field != "URL" {
+				t.Fatalf("Validate(%q) = %v (%T), want a *fault.FieldError about the URL", tc.url, err, err)
 			}
 			if !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("Validate(%q) = %q, want it to contain %q", tc.url, err, tc.wantErr)
@@ -191,9 +193,40 @@ func TestValidateRefusesURLsThatCanNeverBeDialed(t *testing.T) {
 
 func TestConnectRefusesAnInvalidURLAtOnce(t *testing.T) {
 	_, err := Connect(context.Background(), ConnConfig{URL: "http://127.0.0.1:4222"}, quiet)
-	var se *SettingError
-	if !errors.As(err, &se) {
-		t.Fatalf("got %v, want a *SettingError", err)
+	if f, _ := fault.Field(err); f != "URL" {
+		t.Fatalf("got %v, want a *fault.FieldError about the URL", err)
+	}
+}
+
+// TestValidateRefusesHalfAKeyPair names the half that is missing, mentioning the other.
+func TestValidateRefusesHalfAKeyPair(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     ConnConfig
+		field   string // "" for a valid one
+		wantErr string
+	}{
+		{name: "neither", cfg: ConnConfig{URL: "tls://a:4443"}},
+		{name: "both", cfg: ConnConfig{URL: "tls://a:4443", TLSCert: "c.pem", TLSKey: "k.pem"}},
+		{name: "a CA alone", cfg: ConnConfig{URL: "tls://a:4443", TLSCA: "ca.pem"}},
+		{name: "cert without key", cfg: ConnConfig{URL: "tls://a:4443", TLSCert: "c.pem"}, field: "TLSKey",
+			wantErr: "TLSKey: must be set with TLSCert: they go together"},
+		{name: "key without cert", cfg: ConnConfig{URL: "tls://a:4443", TLSKey: "k.pem"}, field: "TLSCert",
+			wantErr: "TLSCert: must be set with TLSKey: they go together"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			var fe *fault.FieldError
+			switch {
+			case tc.field == "" && err != nil:
+				t.Fatalf("Validate() = %v, want nil", err)
+			case tc.field == "":
+			case !errors.As(err, &fe) || fe.Field != tc.field:
+				t.Fatalf("Validate() = %v (%T), want a *fault.FieldError about %s", err, err, tc.field)
+			case err.Error() != tc.wantErr:
+				t.Fatalf("Validate() = %q, want %q", err, tc.wantErr)
+			}
+		})
 	}
 }
 

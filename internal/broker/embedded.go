@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"fanin/internal/fault"
 )
 
 // Embedded is an in-process JetStream server.
@@ -22,8 +24,8 @@ type Embedded struct {
 	srv *server.Server
 }
 
-// ValidateListenAddr reports, as a *SettingError, an embedded server address that can never
-// work: not host:port, or a port out of range. Port 0 picks a free port.
+// ValidateListenAddr reports, as a *fault.FieldError about "ListenAddr", an embedded server
+// address that can never work: not host:port, or a port out of range. Port 0 picks a free port.
 func ValidateListenAddr(addr string) error {
 	_, err := listenPort(addr)
 	return err
@@ -32,11 +34,11 @@ func ValidateListenAddr(addr string) error {
 func listenPort(addr string) (int, error) {
 	_, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
-		return 0, &SettingError{Setting: SettingListenAddr, Value: addr, Err: errors.New("want host:port")}
+		return 0, fault.Fieldf("ListenAddr", "%q: want host:port", addr)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port < 0 || port > 65535 {
-		return 0, &SettingError{Setting: SettingListenAddr, Value: addr, Err: fmt.Errorf("port %q is not between 0 and 65535", portStr)}
+		return 0, fault.Fieldf("ListenAddr", "%q: port %q is not between 0 and 65535", addr, portStr)
 	}
 	return port, nil
 }
@@ -44,7 +46,8 @@ func listenPort(addr string) (int, error) {
 // StartEmbedded starts a JetStream server listening on addr ("host:port"; port 0 picks a free
 // one) and storing under dir (created if missing), and waits until it accepts connections, ctx
 // ends, or the server fails. A dir that is not a directory, or an address something else
-// listens on, is a *SettingError, reported before the server starts.
+// listens on, is a *fault.FieldError, reported before the server starts: addr is named
+// "ListenAddr" and dir "DataDir".
 func StartEmbedded(ctx context.Context, addr, dir string, log *slog.Logger) (*Embedded, error) {
 	port, err := listenPort(addr)
 	if err != nil {
@@ -110,19 +113,19 @@ func StartEmbedded(ctx context.Context, addr, dir string, log *slog.Logger) (*Em
 // would only report a failed start).
 func checkDataDir(dir string) error {
 	if dir == "" {
-		return &SettingError{Setting: SettingDataDir, Err: errors.New("must not be empty")}
+		return fault.Fieldf("DataDir", "must not be empty")
 	}
 	fi, err := os.Stat(dir)
 	switch {
 	case err == nil && !fi.IsDir():
-		return &SettingError{Setting: SettingDataDir, Value: dir, Err: errors.New("not a directory")}
+		return fault.Fieldf("DataDir", "%q: not a directory", dir)
 	case err == nil:
 		return nil
 	case !errors.Is(err, os.ErrNotExist):
-		return &SettingError{Setting: SettingDataDir, Value: dir, Err: err}
+		return fault.Fieldf("DataDir", "%q: %w", dir, err)
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return &SettingError{Setting: SettingDataDir, Value: dir, Err: err}
+		return fault.Fieldf("DataDir", "%q: %w", dir, err)
 	}
 	return nil
 }
@@ -135,7 +138,7 @@ func checkListen(addr string) error {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			err = errors.New("address already in use (is another NATS server or ingest running?)")
 		}
-		return &SettingError{Setting: SettingListenAddr, Value: addr, Err: err}
+		return fault.Fieldf("ListenAddr", "%q: %w", addr, err)
 	}
 	return l.Close()
 }

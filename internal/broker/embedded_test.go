@@ -3,12 +3,15 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"fanin/internal/fault"
 )
 
 func TestStartEmbeddedRefusesAFileAsDataDir(t *testing.T) {
@@ -18,8 +21,7 @@ func TestStartEmbeddedRefusesAFileAsDataDir(t *testing.T) {
 	}
 	start := time.Now()
 	_, err := StartEmbedded(context.Background(), "127.0.0.1:0", file, quiet)
-	var se *SettingError
-	if !errors.As(err, &se) || se.Setting != SettingDataDir || !strings.Contains(err.Error(), "not a directory") {
+	if f, _ := fault.Field(err); f != "DataDir" || err.Error() != fmt.Sprintf("DataDir: %q: not a directory", file) {
 		t.Fatalf("got %v, want a data dir error saying it is not a directory", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
@@ -47,8 +49,8 @@ func TestStartEmbeddedSaysThePortIsTaken(t *testing.T) {
 	defer l.Close()
 	start := time.Now()
 	_, err = StartEmbedded(context.Background(), l.Addr().String(), t.TempDir(), quiet)
-	var se *SettingError
-	if !errors.As(err, &se) || se.Setting != SettingListenAddr || !strings.Contains(err.Error(), "address already in use") {
+	var fe *fault.FieldError
+	if !errors.As(err, &fe) || fe.Field != "ListenAddr" || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("got %v, want a listen address error saying it is in use", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
@@ -85,11 +87,19 @@ func TestStartEmbeddedStopsWithTheContext(t *testing.T) {
 func TestValidateListenAddr(t *testing.T) {
 	for addr, want := range map[string]string{
 		"127.0.0.1:4222": "", ":0": "", "localhost:0": "",
-		"4222": "want host:port", "127.0.0.1:99999": "not between 0 and 65535", "127.0.0.1:x": "not between",
+		"4222":            `ListenAddr: "4222": want host:port`,
+		"127.0.0.1:99999": `ListenAddr: "127.0.0.1:99999": port "99999" is not between 0 and 65535`,
+		"127.0.0.1:x":     `ListenAddr: "127.0.0.1:x": port "x" is not between 0 and 65535`,
 	} {
 		err := ValidateListenAddr(addr)
-		if (want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), want) {
-			t.Errorf("ValidateListenAddr(%q) = %v, want %q", addr, err, want)
+		if want == "" {
+			if err != nil {
+				t.Errorf("ValidateListenAddr(%q) = %v, want nil", addr, err)
+			}
+			continue
+		}
+		if f, _ := fault.Field(err); f != "ListenAddr" || err.Error() != want {
+			t.Errorf("ValidateListenAddr(%q) = %v, want a *fault.FieldError %q", addr, err, want)
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 
 	"fanin/internal/codec"
+	"fanin/internal/fault"
 )
 
 // Bucket is the Object Store bucket agents put large outputs in.
@@ -46,17 +47,18 @@ func DefaultConfig() Config {
 	return Config{Bucket: Bucket, MaxObjectBytes: 16 << 20, Concurrency: 8, StallTimeout: 10 * time.Second}
 }
 
-// Validate reports a configuration that cannot work.
+// Validate reports the first setting that cannot work, as a *fault.FieldError naming its
+// field ("Bucket").
 func (c Config) Validate() error {
 	switch {
 	case !validBucket(c.Bucket):
-		return fmt.Errorf("--output-bucket %q is not a bucket name (letters, digits, _ and - only)", c.Bucket)
+		return fault.Fieldf("Bucket", "%q is not a bucket name (letters, digits, _ and - only)", c.Bucket)
 	case c.MaxObjectBytes < 1:
-		return fmt.Errorf("--output-max-bytes (%d) must be at least 1", c.MaxObjectBytes)
+		return fault.Fieldf("MaxObjectBytes", "must be at least 1, not %d", c.MaxObjectBytes)
 	case c.Concurrency < 1:
-		return fmt.Errorf("--output-concurrency (%d) must be at least 1", c.Concurrency)
+		return fault.Fieldf("Concurrency", "must be at least 1, not %d", c.Concurrency)
 	case c.StallTimeout <= 0:
-		return fmt.Errorf("output stall timeout (%s) must be positive", c.StallTimeout)
+		return fault.Fieldf("StallTimeout", "must be positive, not %s", c.StallTimeout)
 	}
 	return nil
 }

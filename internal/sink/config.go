@@ -1,9 +1,9 @@
 package sink
 
 import (
-	"errors"
-	"fmt"
 	"time"
+
+	"fanin/internal/fault"
 )
 
 // Sync modes for Config.Sync.
@@ -39,17 +39,18 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first setting that cannot work, naming its flag.
+// Validate reports the first setting that cannot work, as a *fault.FieldError naming its
+// field ("Path").
 func (c Config) Validate() error {
 	switch {
 	case c.Path == "":
-		return errors.New("--db must name a database file")
+		return fault.Fieldf("Path", "must name a database file")
 	case c.Sync != SyncFull && c.Sync != SyncNormal:
-		return fmt.Errorf("--sync must be %q or %q, not %q", SyncFull, SyncNormal, c.Sync)
+		return fault.Fieldf("Sync", "must be %q or %q, not %q", SyncFull, SyncNormal, c.Sync)
 	case c.BusyTimeout < 0:
-		return errors.New("busy timeout must not be negative")
+		return fault.Fieldf("BusyTimeout", "must not be negative, not %s", c.BusyTimeout)
 	case c.CacheSizeMiB < 1 || c.CacheSizeMiB > 16384:
-		return errors.New("cache size must be between 1 and 16384 MiB")
+		return fault.Fieldf("CacheSizeMiB", "must be between 1 and 16384, not %d", c.CacheSizeMiB)
 	}
 	return nil
 }

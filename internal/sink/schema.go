@@ -61,7 +61,7 @@ func (e *SchemaError) Error() string {
 		}
 		parts[i] = fmt.Sprintf("table %s lacks %s %s", t, noun, strings.Join(cols, ", "))
 	}
-	return fmt.Sprintf("database %s: %s (an older schema?): add them or use another --db", e.Path, strings.Join(parts, "; "))
+	return fmt.Sprintf("database %s: %s (an older schema?): add them or use another database file", e.Path, strings.Join(parts, "; "))
 }
 
 // CheckSchema reports, as a *SchemaError, the columns fanin writes or reads that the tables

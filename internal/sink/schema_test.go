@@ -33,7 +33,7 @@ func TestMigrateRefusesATableThatLacksColumnsFaninWrites(t *testing.T) {
 		failure_count INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT 'pending')`)
 
 	_, err := s.Migrate(context.Background())
-	want := "database " + cfg.Path + ": table execution_results lacks columns parent_result_id, skipped (an older schema?): add them or use another --db"
+	want := "database " + cfg.Path + ": table execution_results lacks columns parent_result_id, skipped (an older schema?): add them or use another database file"
 	if err == nil || err.Error() != want {
 		t.Fatalf("Migrate = %v,\nwant %s", err, want)
 	}

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"fanin/internal/codec"
+	"fanin/internal/fault"
 )
 
 // pragma reads back one integer or text pragma of the sink's connection.
@@ -189,39 +191,44 @@ func TestEmptyReportsProjectedRowsAndDeadLetters(t *testing.T) {
 	}
 }
 
+// TestConfigValidate: a setting that cannot work is a *fault.FieldError naming its Go field.
 func TestConfigValidate(t *testing.T) {
 	valid := DefaultConfig()
 	tests := []struct {
 		name    string
 		change  func(*Config)
-		wantErr string // "" for a valid config; else a substring naming the setting
+		field   string // "" for a valid config; else the field the error names
+		wantErr string // the whole message
 	}{
-		{"default", func(*Config) {}, ""},
-		{"sync normal", func(c *Config) { c.Sync = SyncNormal }, ""},
-		{"zero busy timeout", func(c *Config) { c.BusyTimeout = 0 }, ""},
-		{"smallest cache", func(c *Config) { c.CacheSizeMiB = 1 }, ""},
-		{"largest cache", func(c *Config) { c.CacheSizeMiB = 16384 }, ""},
-		{"empty path", func(c *Config) { c.Path = "" }, "--db"},
-		{"empty sync", func(c *Config) { c.Sync = "" }, "--sync"},
-		{"unknown sync", func(c *Config) { c.Sync = "off" }, "--sync"},
-		{"upper-case sync", func(c *Config) { c.Sync = "FULL" }, "--sync"},
-		{"negative busy timeout", func(c *Config) { c.BusyTimeout = -time.Millisecond }, "busy timeout"},
-		{"zero cache", func(c *Config) { c.CacheSizeMiB = 0 }, "cache size"},
-		{"negative cache", func(c *Config) { c.CacheSizeMiB = -1 }, "cache size"},
-		{"cache too big", func(c *Config) { c.CacheSizeMiB = 16385 }, "cache size"},
+		{"default", func(*Config) {}, "", ""},
+		{"sync normal", func(c *Config) { c.Sync = SyncNormal }, "", ""},
+		{"zero busy timeout", func(c *Config) { c.BusyTimeout = 0 }, "", ""},
+		{"smallest cache", func(c *Config) { c.CacheSizeMiB = 1 }, "", ""},
+		{"largest cache", func(c *Config) { c.CacheSizeMiB = 16384 }, "", ""},
+		{"empty path", func(c *Config) { c.Path = "" }, "Path", "Path: must name a database file"},
+		{"empty sync", func(c *Config) { c.Sync = "" }, "Sync", `Sync: must be "full" or "normal", not ""`},
+		{"unknown sync", func(c *Config) { c.Sync = "off" }, "Sync", `Sync: must be "full" or "normal", not "off"`},
+		{"upper-case sync", func(c *Config) { c.Sync = "FULL" }, "Sync", `Sync: must be "full" or "normal", not "FULL"`},
+		{"negative busy timeout", func(c *Config) { c.BusyTimeout = -time.Millisecond }, "BusyTimeout",
+			"BusyTimeout: must not be negative, not -1ms"},
+		{"zero cache", func(c *Config) { c.CacheSizeMiB = 0 }, "CacheSizeMiB", "CacheSizeMiB: must be between 1 and 16384, not 0"},
+		{"negative cache", func(c *Config) { c.CacheSizeMiB = -1 }, "CacheSizeMiB", "CacheSizeMiB: must be between 1 and 16384, not -1"},
+		{"cache too big", func(c *Config) { c.CacheSizeMiB = 16385 }, "CacheSizeMiB", "CacheSizeMiB: must be between 1 and 16384, not 16385"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := valid
 			tt.change(&c)
 			err := c.Validate()
+			var fe *fault.FieldError
 			switch {
-			case tt.wantErr == "" && err != nil:
+			case tt.field == "" && err != nil:
 				t.Fatalf("Validate() = %v, want nil", err)
-			case tt.wantErr != "" && err == nil:
-				t.Fatalf("Validate() = nil, want an error naming %q", tt.wantErr)
-			case tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr):
-				t.Fatalf("Validate() = %q, want it to name %q", err, tt.wantErr)
+			case tt.field == "":
+			case !errors.As(err, &fe) || fe.Field != tt.field:
+				t.Fatalf("Validate() = %v (%T), want a *fault.FieldError about %s", err, err, tt.field)
+			case err.Error() != tt.wantErr:
+				t.Fatalf("Validate() = %q, want %q", err, tt.wantErr)
 			}
 		})
 	}

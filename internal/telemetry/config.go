@@ -12,6 +12,8 @@ import (
 	"os"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"fanin/internal/fault"
 )
 
 // Config says which telemetry to build. The OTLP exporters, the sampler and the resource read
@@ -43,10 +45,11 @@ func DefaultConfig() Config {
 	return Config{ServiceName: "fanin", Prometheus: true, Getenv: os.Getenv}
 }
 
-// Validate reports a setting that cannot work, naming the environment variable.
+// Validate reports a setting that cannot work: a field, as a *fault.FieldError naming it
+// ("ServiceName"), or an OTEL_* variable, naming the variable.
 func (c Config) Validate() error {
 	if c.ServiceName == "" {
-		return errors.New("telemetry service name must not be empty")
+		return fault.Fieldf("ServiceName", "must not be empty")
 	}
 	for _, signal := range []string{"TRACES", "METRICS"} {
 		if _, err := c.protocol(signal); err != nil {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"fanin/internal/fault"
 )
 
 // Server is the operator's HTTP listener:
@@ -54,11 +56,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ready")
 }
 
-// Start listens and serves in the background.
+// Start listens and serves in the background. An address it cannot listen on is a
+// *fault.FieldError about NewServer's addr, field "Addr".
 func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
-		return fmt.Errorf("--metrics-addr: %w", err)
+		return fault.Fieldf("Addr", "%w", err)
 	}
 	s.ln = ln
 	go func() {

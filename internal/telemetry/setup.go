@@ -118,7 +118,7 @@ func (t *Telemetry) setupTraces(ctx context.Context, cfg Config, res *resource.R
 
 // spanLimits are the SDK's (OTEL_SPAN_*_LIMIT), except that the number of links is unlimited
 // unless OTEL_SPAN_LINK_COUNT_LIMIT says otherwise: a batch's process span links every message
-// of it, up to --batch × the group size, and the SDK would keep only the last 128.
+// of it, up to BatchSize × the group size, and the SDK would keep only the last 128.
 func spanLimits(cfg Config) sdktrace.SpanLimits {
 	l := sdktrace.NewSpanLimits()
 	if cfg.env("OTEL_SPAN_LINK_COUNT_LIMIT") == "" {
