@@ -16,7 +16,12 @@ import (
 // the default configuration (Sync full: one fsync per batch). Building and decoding the
 // payloads is not timed.
 func BenchmarkWriteStarted(b *testing.B) {
-	const batch = 1000
+	for _, n := range []int{1000, 8000} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchmarkWriteStarted(b, n) })
+	}
+}
+
+func benchmarkWriteStarted(b *testing.B, batch int) {
 	cfg := DefaultConfig()
 	cfg.Path = filepath.Join(b.TempDir(), "fanin.db")
 	s, err := Open(context.Background(), cfg)
