@@ -145,6 +145,10 @@ func ingestFlags(fs *flagSet) *config {
 	fs.envVar("wait", "FANIN_WAIT")
 	fs.DurationVar(&c.Events.AckWait, "ack-wait", c.Events.AckWait, "the durables' AckWait: how soon a crashed instance's unacked messages are redelivered")
 	fs.envVar("ack-wait", "FANIN_ACK_WAIT")
+	fs.DurationVar(&c.Events.RetryInitial, "retry-initial", c.Events.RetryInitial, "first delay of the retries (at least 1ms): the nak delay of a batch whose write failed and of\nresults whose output could not be read, the first pause after a failed fetch; each retry waits about 1.5 times longer")
+	fs.envVar("retry-initial", "FANIN_RETRY_INITIAL")
+	fs.DurationVar(&c.Events.RetryMax, "retry-max", c.Events.RetryMax, "longest delay of the retries (at least --retry-initial): the nak delays stop growing here;\nthe pause after a failed fetch grows to at most 5s")
+	fs.envVar("retry-max", "FANIN_RETRY_MAX")
 	fs.StringVar(&c.Events.Stream, "events-stream", c.Events.Stream, "`stream` carrying EventStarted on events.started.>")
 	fs.envVar("events-stream", "FANIN_EVENTS_STREAM")
 	fs.StringVar(&c.Results.Stream, "results-stream", c.Results.Stream, "`stream` carrying ExecResult on results.>")
@@ -189,6 +193,7 @@ func ingestFlags(fs *flagSet) *config {
 func (c *config) finish() error {
 	c.Results.BatchSize, c.Results.GroupBatches = c.Events.BatchSize, c.Events.GroupBatches
 	c.Results.MaxWait, c.Results.AckWait = c.Events.MaxWait, c.Events.AckWait
+	c.Results.RetryInitial, c.Results.RetryMax = c.Events.RetryInitial, c.Events.RetryMax
 	if c.EmbeddedNATS != "" {
 		c.CreateStreams = true
 	}
@@ -316,8 +321,8 @@ var settingFlags = map[setting]string{
 	{"events", "AckWait"}:        "--ack-wait",
 	{"events", "MaxAckPending"}:  "",
 	{"events", "CompleteMemory"}: "", // --output-memory is the results projection's: only it completes outputs
-	{"events", "RetryInitial"}:   "",
-	{"events", "RetryMax"}:       "",
+	{"events", "RetryInitial"}:   "--retry-initial",
+	{"events", "RetryMax"}:       "--retry-max",
 
 	{"results", "Stream"}:         "--results-stream",
 	{"results", "Durable"}:        "--results-durable",
@@ -330,8 +335,8 @@ var settingFlags = map[setting]string{
 	{"results", "AckWait"}:        "--ack-wait",
 	{"results", "MaxAckPending"}:  "",
 	{"results", "CompleteMemory"}: "--output-memory",
-	{"results", "RetryInitial"}:   "",
-	{"results", "RetryMax"}:       "",
+	{"results", "RetryInitial"}:   "--retry-initial",
+	{"results", "RetryMax"}:       "--retry-max",
 
 	{"output", "Bucket"}:         "--output-bucket",
 	{"output", "MaxObjectBytes"}: "--output-max-bytes",

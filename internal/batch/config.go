@@ -50,8 +50,12 @@ type Config struct {
 	// need more is written in several transactions.
 	CompleteMemory int64
 
-	// RetryInitial and RetryMax bound the exponential backoff used for the nak delay after a
-	// failed write and for the pause after a failed fetch (defaults 100ms and 30s).
+	// RetryInitial and RetryMax are the first and the longest delay of the exponential backoffs
+	// (defaults 100ms and 30s): the nak delay of a batch whose write failed, and of results
+	// whose output could not be read; the pause after a failed fetch (which grows to at most
+	// 5s) and between attempts to bind the durable start at RetryInitial too. Every such retry
+	// goes on until it succeeds, so RetryInitial must be at least 1ms: a shorter delay would
+	// retry in a busy loop (and a nak with no delay redelivers at once).
 	RetryInitial, RetryMax time.Duration
 }
 
@@ -149,8 +153,8 @@ func (c Config) Validate() error {
 		return fault.Fieldf("MaxAckPending", "%d must be at least twice BatchSize (%d), or a Fetch is silently capped", c.MaxAckPending, c.BatchSize)
 	case c.CompleteMemory < 0 || c.CompleteMemory > 0 && c.CompleteMemory < 1<<20:
 		return fault.Fieldf("CompleteMemory", "must be at least 1 MiB, not %d bytes", c.CompleteMemory)
-	case c.RetryInitial <= 0:
-		return fault.Fieldf("RetryInitial", "must be positive, not %s", c.RetryInitial)
+	case c.RetryInitial < time.Millisecond:
+		return fault.Fieldf("RetryInitial", "must be at least 1ms, not %s: every retry would come at once", c.RetryInitial)
 	case c.RetryMax < c.RetryInitial:
 		return fault.Fieldf("RetryMax", "%s must be no less than RetryInitial (%s)", c.RetryMax, c.RetryInitial)
 	}

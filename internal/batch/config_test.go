@@ -39,7 +39,10 @@ func TestValidateNamesTheFieldOfABadSetting(t *testing.T) {
 			"CompleteMemory: must be at least 1 MiB, not 1000 bytes"},
 		{"complete memory negative", func(c *batch.Config) { c.CompleteMemory = -1 }, "CompleteMemory",
 			"CompleteMemory: must be at least 1 MiB, not -1 bytes"},
-		{"no initial retry", func(c *batch.Config) { c.RetryInitial = 0 }, "RetryInitial", "RetryInitial: must be positive, not 0s"},
+		{"no initial retry", func(c *batch.Config) { c.RetryInitial = 0 }, "RetryInitial",
+			"RetryInitial: must be at least 1ms, not 0s: every retry would come at once"},
+		{"initial retry too short", func(c *batch.Config) { c.RetryInitial = time.Microsecond }, "RetryInitial",
+			"RetryInitial: must be at least 1ms, not 1µs: every retry would come at once"},
 		{"retry max below initial", func(c *batch.Config) { c.RetryMax = time.Millisecond }, "RetryMax",
 			"RetryMax: 1ms must be no less than RetryInitial (100ms)"},
 	} {

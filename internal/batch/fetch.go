@@ -42,8 +42,8 @@ type stageTiming struct {
 // ctx ends. A failed fetch is retried with backoff; a vanished durable is bound again. It
 // returns an error only when the durable can never be bound again.
 func (l *Loop) fetchStage(ctx context.Context, cons jetstream.Consumer, out chan<- *fetched) error {
-	bo := l.newBackoff(5 * time.Second)
-	cbo := l.newBackoff(l.cfg.RetryMax) // the nak delay of records that could not be completed
+	bo := l.newBackoff(min(5*time.Second, l.cfg.RetryMax)) // the pause after a failed fetch
+	cbo := l.newBackoff(l.cfg.RetryMax)                    // the nak delay of records that could not be completed
 	failing := false
 	for ctx.Err() == nil {
 		start := time.Now()
