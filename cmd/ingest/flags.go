@@ -28,6 +28,8 @@ type config struct {
 	LogFormat       string
 	CreateStreams   bool
 	AdoptDurables   bool
+	// ManagedDurables binds durables managed elsewhere, never creating or changing them.
+	ManagedDurables bool
 	EmbeddedNATS    string
 	DataDir         string
 	ShutdownTimeout time.Duration
@@ -171,6 +173,8 @@ func ingestFlags(fs *flagSet) *config {
 	fs.envVar("create-streams", "FANIN_CREATE_STREAMS")
 	fs.BoolVar(&c.AdoptDurables, "adopt-durables", false, "take over durables that feed another database (their metadata names it): recreate them and project\nthe whole streams into this --db. Without it fanin refuses to consume from them")
 	fs.envVar("adopt-durables", "FANIN_ADOPT_DURABLES")
+	fs.BoolVar(&c.ManagedDurables, "managed-durables", false, "the durables are managed elsewhere (NACK, Terraform, nats consumer add): bind them as they are, never\ncreate, update or recreate them. A missing one is waited for (the log says what to create); one that\nwould lose messages, or an empty database's whose durable acked messages before, stops ingest with\nwhat to recreate. Not with --adopt-durables")
+	fs.envVar("managed-durables", "FANIN_MANAGED_DURABLES")
 	fs.StringVar(&c.EmbeddedNATS, "embedded-nats", "", "start an in-process JetStream server listening on `host:port` and use it (implies --create-streams):\na single binary with no other service")
 	fs.envVar("embedded-nats", "FANIN_EMBEDDED_NATS")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "`directory` where the embedded server stores its streams (created if missing)")
@@ -196,6 +200,14 @@ func (c *config) finish() error {
 	c.Results.RetryInitial, c.Results.RetryMax = c.Events.RetryInitial, c.Events.RetryMax
 	if c.EmbeddedNATS != "" {
 		c.CreateStreams = true
+	}
+	if c.ManagedDurables && c.AdoptDurables {
+		var env string
+		if c.given != nil {
+			env = fromEnv(c.given, "adopt-durables", "managed-durables")
+		}
+		return fmt.Errorf("--adopt-durables and --managed-durables exclude each other: adopting recreates the durables; "+
+			"managed elsewhere, recreate them yourself to deliver the whole stream%s", env)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("--shutdown-timeout must be positive")

@@ -27,9 +27,12 @@ func (l *Loop) rebind(ctx context.Context) (jetstream.Consumer, error) {
 
 // bindRetrying calls EnsureConsumer until it succeeds, backing off on failure. Only what can
 // never succeed (fault.IsPermanent) — a configuration the server refuses outright, a durable
-// that feeds another database — is returned as an error, and ctx's error when it ends.
+// that feeds another database, a managed durable fanin cannot use — is returned as an error,
+// and ctx's error when it ends. A managed durable that does not exist is waited for, and what
+// to create is logged once.
 func (l *Loop) bindRetrying(ctx context.Context) (Binding, error) {
 	bo := l.newBackoff(5 * time.Second)
+	missingLogged := false
 	for attempt := 0; ; attempt++ {
 		b, err := EnsureConsumer(ctx, l.js, l.cfg, l.bind, l.log)
 		if err == nil {
@@ -46,6 +49,13 @@ func (l *Loop) bindRetrying(ctx context.Context) (Binding, error) {
 		}
 		d := bo.NextBackOff()
 		switch {
+		case errors.Is(err, ErrDurableMissing):
+			if missingLogged {
+				l.log.Debug("durable still does not exist", "retry_in", d)
+				break
+			}
+			missingLogged = true
+			l.log.Warn("durable does not exist, and it is managed elsewhere: waiting for it to be created, not ready meanwhile", "err", err)
 		case attempt > 0 && attempt%20 != 0:
 			l.log.Debug("cannot bind the durable yet", "err", err, "retry_in", d)
 		case errors.Is(err, ErrStreamMissing):

@@ -48,8 +48,15 @@ type BindOptions struct {
 	// write is idempotent.
 	Replay bool
 	// Adopt takes over a durable that feeds another database: it is recreated to deliver the
-	// whole stream into this one.
+	// whole stream into this one. It changes nothing when Managed.
 	Adopt bool
+	// Managed binds a durable managed elsewhere (NACK, Terraform, the nats CLI): fanin never
+	// creates, updates, labels, deletes or recreates it. A missing durable is ErrDurableMissing,
+	// to be waited for; one fanin cannot use without losing messages — settings that pass over
+	// them, a push consumer, acknowledged messages an empty database (Replay) lacks — is
+	// ErrUnsuitableDurable; one labelled for another database is ErrForeignDurable. Each says
+	// what the operator should create.
+	Managed bool
 	// Ledger, when set, ties the durable to its database and keeps its safe point.
 	Ledger Ledger
 	// CreateStream, when set, is called when the stream does not exist, and binding goes on
@@ -93,6 +100,9 @@ func (c Config) consumerConfig(dbID string) jetstream.ConsumerConfig {
 // updating the settings in place would not bring those messages back.
 func unsafeChanges(have, want jetstream.ConsumerConfig) []any {
 	var ch []any
+	if len(have.FilterSubjects) == 1 && have.FilterSubject == "" {
+		have.FilterSubject, have.FilterSubjects = have.FilterSubjects[0], nil // the same filter, as a list
+	}
 	if have.FilterSubject != want.FilterSubject || len(have.FilterSubjects) > 0 {
 		filter := fmt.Sprintf("%q", have.FilterSubject)
 		if len(have.FilterSubjects) > 0 {
@@ -124,6 +134,8 @@ func unsafeChanges(have, want jetstream.ConsumerConfig) []any {
 //
 // A durable created for a missing one delivers from the safe point too. With o.Replay, a
 // durable that has acknowledged messages before is recreated to deliver the whole stream.
+// With o.Managed, nothing of this is done to the durable: see BindOptions.Managed and
+// bindManaged.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c Config, o BindOptions, log *slog.Logger) (Binding, error) {
 	stream, err := js.Stream(ctx, c.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) && o.CreateStream != nil {
@@ -143,7 +155,11 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c Config, o Bin
 			return Binding{}, err
 		}
 	}
-	cons, err := b.bind(ctx)
+	bind := b.bind
+	if o.Managed {
+		bind = b.bindManaged
+	}
+	cons, err := bind(ctx)
 	if err != nil {
 		return Binding{}, classify(err)
 	}

@@ -85,6 +85,11 @@ func WithLedger(ledger Ledger) Option { return func(l *Loop) { l.bind.Ledger = l
 // BindOptions.Adopt).
 func WithAdopt(adopt bool) Option { return func(l *Loop) { l.bind.Adopt = adopt } }
 
+// WithManaged makes the loop bind a durable managed elsewhere, which it never creates,
+// updates or recreates (see BindOptions.Managed): a missing one is waited for, an unsuitable
+// one stops Run with ErrUnsuitableDurable.
+func WithManaged(managed bool) Option { return func(l *Loop) { l.bind.Managed = managed } }
+
 // WithCreateStream sets what creates the stream when it does not exist (see
 // BindOptions.CreateStream); without it a missing stream is waited for.
 func WithCreateStream(create func(ctx context.Context) error) Option {

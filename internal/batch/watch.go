@@ -22,10 +22,13 @@ func WithWatchInterval(d time.Duration) Option { return func(l *Loop) { l.watchE
 //   - settings changed outside fanin under which the durable passes over messages: logged as
 //     an error, the loop goes unready, and the durable is bound again, which recreates it from
 //     the safe point (EnsureConsumer), so nothing the wrong settings skipped is lost;
+//     (with WithManaged, the durable is not recreated: the loop goes unready and stop is
+//     called with ErrUnsuitableDurable, which says how to recreate it);
 //   - the durable now feeding another database: stop is called with ErrForeignDurable;
 //   - fanin's own settings: its ack floor is saved as the safe point, and the backlog gauges
 //     are updated;
-//   - the durable (or its stream) deleted: it is bound again (created, from the safe point);
+//   - the durable (or its stream) deleted: it is bound again (created, from the safe point;
+//     with WithManaged, waited for until it is created again);
 //   - no answer for two reads in a row (a frozen or unreachable server): the loop goes unready
 //     until one comes.
 func (l *Loop) watch(ctx context.Context, stop context.CancelCauseFunc) {
@@ -87,6 +90,9 @@ func (l *Loop) check(ctx context.Context, info *jetstream.ConsumerInfo, saved *u
 			l.cfg.Durable, l.cfg.Stream, theirs, b.DatabaseID, ErrForeignDurable)
 	}
 	if ch := unsafeChanges(have, l.cfg.consumerConfig(b.DatabaseID)); len(ch) > 0 {
+		if l.bind.Managed {
+			return l.unsuitableWhileRunning(ctx, b, ch, *saved)
+		}
 		l.log.Error("durable's settings were changed while it ran: not ready while it is recreated from the last safe point", ch...)
 		if _, err := l.rebind(ctx); err != nil && ctx.Err() == nil {
 			return err
