@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -128,12 +130,29 @@ func (a *app) openTelemetry(ctx context.Context) (err error) {
 	}
 	ready := telemetry.NewReadiness(telemetry.DefaultReadyCacheTTL, a.health.checks()...)
 	srv := telemetry.NewServer(a.cfg.MetricsAddr, a.tel.Gatherer, ready, a.log)
-	if err := srv.Start(); err != nil {
+	err = srv.Start()
+	var note []any
+	if err != nil && errors.Is(err, syscall.EADDRINUSE) && !a.metricsAddrGiven() {
+		// Several instances on one host with the default flags: the second and later ones
+		// serve on a free port of the same host, and say where.
+		host, _, _ := net.SplitHostPort(a.cfg.MetricsAddr) // validated by finish
+		srv = telemetry.NewServer(net.JoinHostPort(host, "0"), a.tel.Gatherer, ready, a.log)
+		err = srv.Start()
+		note = []any{"note", "the default " + a.cfg.MetricsAddr + " is busy (another instance on this host?); --metrics-addr sets a fixed address"}
+	}
+	if err != nil {
 		return flagError("metrics", err)
 	}
 	a.server = srv
-	a.log.Info("serving /metrics, /healthz and /readyz", "addr", "http://"+srv.Addr())
+	a.log.Info("serving /metrics, /healthz and /readyz", append([]any{"addr", "http://" + srv.Addr()}, note...)...)
 	return nil
+}
+
+// metricsAddrGiven reports whether the operator chose --metrics-addr (on the command line or
+// in $FANIN_METRICS_ADDR): an address chosen that cannot be had is an error, the default one
+// busy is not.
+func (a *app) metricsAddrGiven() bool {
+	return a.cfg.given != nil && a.cfg.given("metrics-addr") != ""
 }
 
 // createStreams creates the missing streams, waiting with backoff while NATS is unreachable.

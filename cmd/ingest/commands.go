@@ -22,6 +22,8 @@ Usage:
   ingest demo [flags]     broadcast to a simulated fleet on the embedded server and ingest it
   ingest dead-letters [list|replay] [flags]
                           list the messages set aside, or republish them after a fix
+  ingest version          the version: module version, VCS revision and time, Go version
+                          (also --version)
   ingest help             this text
 
 Each projection (started: EVENTS events.started.>, results: RESULTS results.>) fetches up to
@@ -50,13 +52,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		return cmdDemo(ctx, args, stdout, stderr, getenv)
 	case "dead-letters":
 		return cmdDeadLetters(ctx, args, stdout, stderr, getenv)
+	case "version":
+		return cmdVersion(args, stdout, stderr)
 	case "help":
 		fs := newFlagSet("ingest", runSynopsis, stdout)
 		ingestFlags(fs)
+		versionFlag(fs)
 		fs.Usage()
 		return 0
 	}
-	fmt.Fprintf(stderr, "ingest: unknown command %q (want run, migrate, demo, dead-letters or help)\n", cmd)
+	fmt.Fprintf(stderr, "ingest: unknown command %q (want run, migrate, demo, dead-letters, version or help)\n", cmd)
 	return 2
 }
 
@@ -97,8 +102,13 @@ func newLogger(cfg *config, w io.Writer) *slog.Logger {
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := newFlagSet("ingest", runSynopsis, stdout)
 	cfg := ingestFlags(fs)
+	version := versionFlag(fs)
 	if code := parseFlags(fs, args, stdout, stderr, getenv); code >= 0 {
 		return code
+	}
+	if *version {
+		fmt.Fprintln(stdout, versionLine(cfg.Telemetry.Build))
+		return 0
 	}
 	if err := cfg.finish(); err != nil {
 		return usageError(stderr, err)

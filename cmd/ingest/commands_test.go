@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,9 +41,14 @@ func TestCommandLine(t *testing.T) {
 				"--nats-tls-ca", "--nats-tls-cert", "--nats-tls-key", "ingest migrate", "ingest demo",
 				"--metrics-addr", "FANIN_METRICS_ADDR", "default 127.0.0.1:9464", "OTEL_EXPORTER_OTLP_ENDPOINT",
 				"--output-bucket", "default result_output", "--output-max-bytes", "default 16MiB",
-				"--output-concurrency", "--output-memory", "default 128MiB", "FANIN_OUTPUT_MEMORY"},
+				"--output-concurrency", "--output-memory", "default 128MiB", "FANIN_OUTPUT_MEMORY",
+				"ingest version", "--version"},
 			wantOnce: "Usage:"},
-		{name: "help command", args: []string{"help"}, wantCode: 0, wantOut: []string{"--batch"}},
+		{name: "help command", args: []string{"help"}, wantCode: 0, wantOut: []string{"--batch", "--version"}},
+		{name: "version", args: []string{"version"}, wantCode: 0, wantOut: []string{"ingest ", runtime.Version()}, wantOnce: "\n"},
+		{name: "version flag", args: []string{"--db", filepath.Join(dir, "v.db"), "--version"}, wantCode: 0,
+			wantOut: []string{"ingest ", runtime.Version()}, wantOnce: "\n"},
+		{name: "version takes no arguments", args: []string{"version", "--json"}, wantCode: 2, wantErr: "version takes no arguments"},
 		{name: "unknown flag", args: []string{"--bogus"}, wantCode: 2, wantErr: "flag provided but not defined: -bogus"},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantErr: `unknown command "frobnicate"`},
 		{name: "batch out of range", args: []string{"--batch", "0"}, wantCode: 2, wantErr: "--batch: must be between 1 and 10000, not 0"},

@@ -188,7 +188,7 @@ func ingestFlags(fs *flagSet) *config {
 	fs.envVar("shutdown-timeout", "FANIN_SHUTDOWN_TIMEOUT")
 	fs.DurationVar(&c.StatsInterval, "stats-interval", 10*time.Second, "how often progress is logged (0 disables)")
 	fs.envVar("stats-interval", "FANIN_STATS_INTERVAL")
-	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "`host:port` serving /metrics (Prometheus text), /healthz and /readyz (empty disables);\ntraces and metrics also go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "`host:port` serving /metrics (Prometheus text), /healthz and /readyz (empty disables). Left at\nthe default while that is busy (another instance on this host), a free port of the same host is\nserved and logged; an address set here or in the environment that cannot be had exits 1.\nTraces and metrics also go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set")
 	fs.envVar("metrics-addr", "FANIN_METRICS_ADDR")
 	return c
 }

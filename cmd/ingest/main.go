@@ -7,6 +7,7 @@
 //	ingest demo [flags]    a simulated 10,000-PC broadcast on the embedded server
 //	ingest dead-letters [list|replay] [flags]
 //	                       list the messages set aside, or republish them after a fix
+//	ingest version         the module version, VCS revision and time, Go version (also --version)
 //
 // Run "ingest --help" for the flags.
 //

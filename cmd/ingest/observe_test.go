@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -240,6 +241,71 @@ func TestTelemetryIsOffWithoutAnAddressOrAnEndpoint(t *testing.T) {
 	r := startApp(t, cfg)
 	if r.server != nil || r.tel.Tracing() || r.tel.Metrics() {
 		t.Fatalf("server %v, tracing %v, metrics %v: want all off", r.server, r.tel.Tracing(), r.tel.Metrics())
+	}
+	if code := r.stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
+
+// An idle ingester, nothing published: every counter's known series is on /metrics at 0, so
+// that rate() and absent() read a healthy idle instance as such; and the build is there.
+func TestAnIdleIngesterExposesItsCountersAtZero(t *testing.T) {
+	srv := natstest.Run(t)
+	cfg := testConfig(t, srv.ClientURL())
+	r := startApp(t, cfg)
+	base := "http://" + r.server.Addr()
+
+	type want struct {
+		name   string
+		labels map[string]string
+	}
+	var wants []want
+	for _, proj := range []string{"started", "result"} {
+		p := func(kv ...string) map[string]string {
+			m := map[string]string{"projection": proj}
+			for i := 0; i < len(kv); i += 2 {
+				m[kv[i]] = kv[i+1]
+			}
+			return m
+		}
+		wants = append(wants,
+			want{"messaging_client_consumed_messages_total", p("messaging_system", "nats")},
+			want{"fanin_messages_acked_total", p()},
+			want{"fanin_messages_redelivered_total", p()},
+			want{"fanin_messages_naked_total", p("reason", "write_failed")},
+			want{"fanin_messages_dead_lettered_total", p("reason", "rejected")},
+			want{"fanin_messages_dead_lettered_total", p("reason", "poison", "field", "payload")},
+			want{"fanin_rows_written_total", p("operation", "insert")},
+			want{"fanin_rows_written_total", p("operation", "update")},
+			want{"fanin_duplicates_ignored_total", p()},
+		)
+	}
+	wants = append(wants, want{"fanin_messages_naked_total", map[string]string{"projection": "result", "reason": "resolve_failed"}})
+	for _, field := range []string{"stdout", "stderr"} {
+		for _, outcome := range []string{"fetched", "truncated", "missing", "unreadable", "failed"} {
+			wants = append(wants, want{"fanin_output_objects_total", map[string]string{"fanin_output_outcome": outcome, "fanin_output_field": field}})
+		}
+		wants = append(wants, want{"fanin_output_bytes_total", map[string]string{"fanin_output_field": field}})
+	}
+
+	var fams map[string]*dto.MetricFamily
+	natstest.Eventually(t, 20*time.Second, "fanin_messages_acked_total of both projections (created at 0 when they start)", func() bool {
+		fams = scrape(t, base+"/metrics")
+		_, started := series(fams, "fanin_messages_acked_total", map[string]string{"projection": "started"})
+		_, result := series(fams, "fanin_messages_acked_total", map[string]string{"projection": "result"})
+		return started && result
+	})
+	for _, w := range wants {
+		v, found := series(fams, w.name, w.labels)
+		switch {
+		case !found:
+			t.Errorf("/metrics has no %s%v", w.name, w.labels)
+		case v != 0:
+			t.Errorf("%s%v = %v on an idle ingester, want 0", w.name, w.labels, v)
+		}
+	}
+	if v, found := series(fams, "fanin_build_info", map[string]string{"goversion": runtime.Version()}); !found || v != 1 {
+		t.Errorf("fanin_build_info{goversion=%q} = %v (found %v), want 1", runtime.Version(), v, found)
 	}
 	if code := r.stop(); code != 0 {
 		t.Fatalf("exit code %d", code)

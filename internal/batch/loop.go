@@ -154,6 +154,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		l.log.Warn("the lag and backlog gauges are disabled", "err", err)
 	}
 	defer unregister()
+	l.obs.zero(ctx)
 	l.log.Info("projecting", "filter", l.cfg.FilterSubject, "batch", l.cfg.BatchSize, "wait", l.cfg.MaxWait)
 
 	// fctx ends the stages ahead of the write: with ctx, or when the durable turns out not to

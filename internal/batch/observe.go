@@ -87,7 +87,8 @@ type observer struct {
 
 	insertedOpt, updatedOpt, projectionOpt metric.MeasurementOption
 
-	gauges *gauges
+	completing bool // the loop has a Completer: it may nak with reason resolve_failed
+	gauges     *gauges
 }
 
 // newObserver builds the instruments of the loop for cfg. An instrument the meter refuses is
@@ -103,6 +104,7 @@ func newObserver(cfg Config, tp trace.TracerProvider, mp metric.MeterProvider, c
 			semconv.MessagingDestinationName(cfg.Stream),
 			semconv.MessagingConsumerGroupName(cfg.Durable),
 		},
+		completing: completing,
 	}
 	o.metricAttrs = append(append([]attribute.KeyValue{}, o.spanAttrs...), ProjectionKey.String(cfg.Kind.String()))
 	o.baseOpt = metric.WithAttributeSet(attribute.NewSet(o.metricAttrs...))
@@ -138,6 +140,26 @@ func newObserver(cfg Config, tp trace.TracerProvider, mp metric.MeterProvider, c
 	o.projectionOpt = metric.WithAttributeSet(attribute.NewSet(proj))
 	o.gauges = newGauges(&m, o.baseOpt, completing)
 	return o, m.err
+}
+
+// zero adds 0 to every counter for each label set known in advance, so that an idle
+// projection exposes its series at 0 rather than none: rate() and absent() then read a healthy
+// idle instance as such. A poison message's field cannot be known before it arrives: only
+// reason="poison" with field="payload" (the payload as a whole) is created here, beside
+// reason="rejected".
+func (o *observer) zero(ctx context.Context) {
+	o.consumed.Add(ctx, 0, o.receiveOpt)
+	o.acked.Add(ctx, 0, o.baseOpt)
+	o.redelivered.Add(ctx, 0, o.baseOpt)
+	o.rows.Add(ctx, 0, o.insertedOpt)
+	o.rows.Add(ctx, 0, o.updatedOpt)
+	o.duplicates.Add(ctx, 0, o.projectionOpt)
+	o.naked.Add(ctx, 0, metric.WithAttributes(o.with(ReasonKey.String("write_failed"))...))
+	if o.completing {
+		o.naked.Add(ctx, 0, metric.WithAttributes(o.with(ReasonKey.String("resolve_failed"))...))
+	}
+	o.deadLettered.Add(ctx, 0, metric.WithAttributes(o.with(ReasonKey.String("rejected"))...))
+	o.deadLettered.Add(ctx, 0, metric.WithAttributes(o.with(ReasonKey.String("poison"), FieldKey.String("payload"))...))
 }
 
 // with returns the metric attributes plus extra, in a new slice.

@@ -43,7 +43,25 @@ func newMetrics(mp metric.MeterProvider) (metrics, error) {
 	duration, err3 := meter.Float64Histogram("fanin.output.read.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time to look up and read one output object"),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-	return metrics{objects, bytes, duration}, errors.Join(err1, err2, err3)
+	m := metrics{objects, bytes, duration}
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return m, err
+	}
+	m.zero(context.Background())
+	return m, nil
+}
+
+// zero adds 0 to every counter for each label set, so that a resolver that has read nothing
+// yet exposes its series at 0 rather than none (rate() and absent() alerts then work from the
+// start).
+func (m metrics) zero(ctx context.Context) {
+	for _, field := range []string{"stdout", "stderr"} {
+		f := FieldKey.String(field)
+		for _, outcome := range []string{outcomeFetched, outcomeTruncated, outcomeMissing, outcomeUnreadable, outcomeFailed} {
+			m.objects.Add(ctx, 0, metric.WithAttributes(OutcomeKey.String(outcome), f))
+		}
+		m.bytes.Add(ctx, 0, metric.WithAttributes(f))
+	}
 }
 
 func (m metrics) record(ctx context.Context, field, outcome string, n int64, d time.Duration) {

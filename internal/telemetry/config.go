@@ -24,8 +24,10 @@ type Config struct {
 	// ServiceName is service.name unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES sets it
 	// (default "fanin").
 	ServiceName string
-	// ServiceVersion is service.version, when not empty.
-	ServiceVersion string
+	// Build is the binary's version: service.version on the resource (unless
+	// OTEL_RESOURCE_ATTRIBUTES sets it) and the labels of the fanin.build.info gauge (default
+	// ReadBuild()).
+	Build Build
 	// Prometheus makes a Prometheus exporter on a private registry (Telemetry.Gatherer), for
 	// /metrics. False: metrics go only to OTLP, if configured.
 	Prometheus bool
@@ -39,10 +41,10 @@ type Config struct {
 	SpanExporter sdktrace.SpanExporter
 }
 
-// DefaultConfig returns fanin's defaults: service "fanin", Prometheus on, the process
-// environment.
+// DefaultConfig returns fanin's defaults: service "fanin", the running binary's build,
+// Prometheus on, the process environment.
 func DefaultConfig() Config {
-	return Config{ServiceName: "fanin", Prometheus: true, Getenv: os.Getenv}
+	return Config{ServiceName: "fanin", Build: ReadBuild(), Prometheus: true, Getenv: os.Getenv}
 }
 
 // Validate reports a setting that cannot work: a field, as a *fault.FieldError naming it

@@ -78,12 +78,12 @@ func Setup(ctx context.Context, cfg Config) (_ *Telemetry, err error) {
 	return t, nil
 }
 
-// newResource describes the process: service.name (cfg's, unless the environment names it),
-// OTEL_RESOURCE_ATTRIBUTES, the SDK, the host and the process.
+// newResource describes the process: service.name and service.version (cfg's, unless the
+// environment names them), OTEL_RESOURCE_ATTRIBUTES, the SDK, the host and the process.
 func newResource(ctx context.Context, cfg Config) (*resource.Resource, error) {
 	attrs := resource.WithAttributes(semconv.ServiceName(cfg.ServiceName))
-	if cfg.ServiceVersion != "" {
-		attrs = resource.WithAttributes(semconv.ServiceName(cfg.ServiceName), semconv.ServiceVersion(cfg.ServiceVersion))
+	if cfg.Build.Version != "" {
+		attrs = resource.WithAttributes(semconv.ServiceName(cfg.ServiceName), semconv.ServiceVersion(cfg.Build.Version))
 	}
 	// Later options win: the environment overrides fanin's defaults.
 	res, err := resource.New(ctx, attrs, resource.WithTelemetrySDK(), resource.WithHost(),
@@ -146,7 +146,7 @@ func newSpanExporter(ctx context.Context, cfg Config) (sdktrace.SpanExporter, er
 
 // setupMetrics makes the meter provider with its readers: Prometheus on a private registry
 // (with the Go runtime and process collectors beside it), and a periodic OTLP exporter
-// (OTEL_METRIC_EXPORT_INTERVAL, default 60 s) when configured.
+// (OTEL_METRIC_EXPORT_INTERVAL, default 60 s) when configured; and sets the build info gauge.
 func (t *Telemetry) setupMetrics(ctx context.Context, cfg Config, res *resource.Resource) error {
 	opts := []sdkmetric.Option{sdkmetric.WithResource(res)}
 	if cfg.Prometheus {
@@ -183,7 +183,7 @@ func (t *Telemetry) setupMetrics(ctx context.Context, cfg Config, res *resource.
 	mp := sdkmetric.NewMeterProvider(opts...)
 	t.MeterProvider, t.metrics = mp, true
 	t.shutdown = append(t.shutdown, mp.Shutdown)
-	return nil
+	return recordBuild(mp, cfg.Build)
 }
 
 // Shutdown flushes and stops the providers: the spans still queued are exported, then the
