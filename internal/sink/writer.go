@@ -8,6 +8,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
+
 	"fanin/internal/codec"
 	"fanin/internal/fault"
 	"fanin/internal/store"
@@ -107,10 +109,16 @@ type entry struct {
 // Records with an error in t.rejected are dead-lettered with it as the reason; the others are
 // projected. Errors the database returns are classified (see classify).
 func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, t *tally) (err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", classify(err))
 	}
+	defer conn.Close()
+	sqlTx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", classify(err))
+	}
+	tx := &txn{Tx: sqlTx, conn: conn}
 	defer func() {
 		if err != nil {
 			tx.Rollback()
@@ -163,7 +171,7 @@ type counts struct{ Inserted, Updated, Unchanged int }
 
 // writeLookupFirst reads the rows the records touch, merges the records into them and writes
 // the rows that changed.
-func writeLookupFirst(ctx context.Context, tx *sql.Tx, recs []codec.Record, good []int, rep *counts) (map[string]*execDelta, error) {
+func writeLookupFirst(ctx context.Context, tx *txn, recs []codec.Record, good []int, rep *counts) (map[string]*execDelta, error) {
 	entries, err := loadRows(ctx, tx, resultIDs(recs, good))
 	if err != nil {
 		return nil, err
@@ -183,7 +191,7 @@ func writeLookupFirst(ctx context.Context, tx *sql.Tx, recs []codec.Record, good
 // writeInsertFirst writes a batch of started events. They usually come before their results,
 // so most of their rows do not exist yet: it inserts first, and reads and merges again only the
 // rows that turn out to exist — saving the lookup of every id.
-func writeInsertFirst(ctx context.Context, tx *sql.Tx, recs []codec.Record, good []int, rep *counts) (map[string]*execDelta, error) {
+func writeInsertFirst(ctx context.Context, tx *txn, recs []codec.Record, good []int, rep *counts) (map[string]*execDelta, error) {
 	fresh := make(map[string]*entry, len(good))
 	execs := merge(recs, good, fresh) // started events into absent rows owe no counts
 	existed, err := writeRows(ctx, tx, fresh, rep)
@@ -228,6 +236,7 @@ func writeInsertFirst(ctx context.Context, tx *sql.Tx, recs []codec.Record, good
 // execution's counters bumped once. It returns what the executions are owed.
 func merge(recs []codec.Record, idx []int, entries map[string]*entry) map[string]*execDelta {
 	execs := map[string]*execDelta{}
+	slab := make([]entry, 0, len(idx)) // the entries merge creates, in one allocation
 	for _, i := range idx {
 		r := &recs[i]
 		id := resultID(r)
@@ -252,7 +261,8 @@ func merge(recs []codec.Record, idx []int, entries map[string]*entry) map[string
 			continue
 		}
 		if e == nil {
-			e = &entry{}
+			slab = append(slab, entry{}) // within its capacity: earlier entries do not move
+			e = &slab[len(slab)-1]
 			entries[id] = e
 		}
 		e.cur, e.dirty = next, true
@@ -306,7 +316,7 @@ const selectRows = `SELECT result_id, request_id, coalesce(exec_id, ''), pc_id, 
 	FROM execution_results WHERE result_id IN (SELECT value FROM json_each(?))`
 
 // loadRows reads the existing rows of ids in one query. stdout and stderr are not read.
-func loadRows(ctx context.Context, tx *sql.Tx, ids []string) (map[string]*entry, error) {
+func loadRows(ctx context.Context, tx *txn, ids []string) (map[string]*entry, error) {
 	entries := make(map[string]*entry, len(ids))
 	if len(ids) == 0 {
 		return entries, nil
@@ -357,7 +367,7 @@ const (
 // writeRows inserts the new rows and updates the changed ones, in result_id order, which keeps
 // B-tree page visits local. An insert that finds its row already there changes nothing; those
 // ids are returned.
-func writeRows(ctx context.Context, tx *sql.Tx, entries map[string]*entry, rep *counts) (existed []string, err error) {
+func writeRows(ctx context.Context, tx *txn, entries map[string]*entry, rep *counts) (existed []string, err error) {
 	dirty := make([]*entry, 0, len(entries))
 	for _, e := range entries {
 		if e.dirty {
@@ -369,61 +379,44 @@ func writeRows(ctx context.Context, tx *sql.Tx, entries map[string]*entry, rep *
 	}
 	sort.Slice(dirty, func(i, j int) bool { return dirty[i].cur.resultID < dirty[j].cur.resultID })
 
-	var ins, upd, txt *sql.Stmt
-	prepare := func(st **sql.Stmt, q string) error {
-		if *st != nil {
-			return nil
-		}
-		p, err := tx.PrepareContext(ctx, q)
-		if err != nil {
-			return fmt.Errorf("prepare: %w", err)
-		}
-		*st = p
-		return nil
-	}
-	for _, e := range dirty {
-		r := &e.cur
-		if !e.existed {
-			if err := prepare(&ins, insertRow); err != nil {
-				return nil, err
-			}
-			res, err := ins.ExecContext(ctx, r.resultID, r.requestID, nullable(r.execID), r.pcID,
-				exitCode(r), r.stdout, r.stderr, r.startedAt, nullable(r.finishedAt), r.recordedAt,
-				nullable(r.jobID), nullable(r.version), r.reaped, nullable(r.parentResultID), r.skipped)
-			if err != nil {
-				return nil, fmt.Errorf("insert %s: %w", r.resultID, err)
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return nil, fmt.Errorf("insert %s: %w", r.resultID, err)
-			} else if n == 0 {
-				existed = append(existed, r.resultID)
+	err = tx.raw(func(c *sqlite3.SQLiteConn) error {
+		var st rowStatements
+		defer st.close()
+		for _, e := range dirty {
+			r := &e.cur
+			if !e.existed {
+				n, err := st.exec(ctx, c, &st.ins, insertRow,
+					r.resultID, r.requestID, nullable(r.execID), r.pcID, exitCode(r), r.stdout, r.stderr,
+					r.startedAt, nullable(r.finishedAt), r.recordedAt, nullable(r.jobID), nullable(r.version),
+					r.reaped, nullable(r.parentResultID), r.skipped)
+				if err != nil {
+					return fmt.Errorf("insert %s: %w", r.resultID, err)
+				}
+				if n == 0 {
+					existed = append(existed, r.resultID)
+					continue
+				}
+				rep.Inserted++
 				continue
 			}
-			rep.Inserted++
-			continue
+			var err error
+			if !r.textSet {
+				_, err = st.exec(ctx, c, &st.upd, updateRow, r.requestID, nullable(r.execID), exitCode(r),
+					nullable(r.finishedAt), r.recordedAt, nullable(r.jobID), nullable(r.version), r.reaped,
+					nullable(r.parentResultID), r.skipped, r.resultID)
+			} else {
+				_, err = st.exec(ctx, c, &st.txt, updateRowText, r.requestID, nullable(r.execID), exitCode(r),
+					nullable(r.finishedAt), r.recordedAt, nullable(r.jobID), nullable(r.version), r.reaped,
+					nullable(r.parentResultID), r.skipped, r.stdout, r.stderr, r.resultID)
+			}
+			if err != nil {
+				return fmt.Errorf("update %s: %w", r.resultID, err)
+			}
+			rep.Updated++
 		}
-		if !r.textSet {
-			if err := prepare(&upd, updateRow); err != nil {
-				return nil, err
-			}
-			if _, err := upd.ExecContext(ctx, r.requestID, nullable(r.execID), exitCode(r),
-				nullable(r.finishedAt), r.recordedAt, nullable(r.jobID), nullable(r.version), r.reaped,
-				nullable(r.parentResultID), r.skipped, r.resultID); err != nil {
-				return nil, fmt.Errorf("update %s: %w", r.resultID, err)
-			}
-		} else {
-			if err := prepare(&txt, updateRowText); err != nil {
-				return nil, err
-			}
-			if _, err := txt.ExecContext(ctx, r.requestID, nullable(r.execID), exitCode(r),
-				nullable(r.finishedAt), r.recordedAt, nullable(r.jobID), nullable(r.version), r.reaped,
-				nullable(r.parentResultID), r.skipped, r.stdout, r.stderr, r.resultID); err != nil {
-				return nil, fmt.Errorf("update %s: %w", r.resultID, err)
-			}
-		}
-		rep.Updated++
-	}
-	return existed, nil
+		return nil
+	})
+	return existed, err
 }
 
 // execDelta is what one batch owes one execution.
@@ -457,7 +450,7 @@ const (
 // pending → running step goes first: a bump in the same batch then settles the status from the
 // counts, as it would have applied one event at a time. A missing executions row is a no-op:
 // the backend creates them, never fanin.
-func writeExecutions(ctx context.Context, tx *sql.Tx, execs map[string]*execDelta) error {
+func writeExecutions(ctx context.Context, tx *txn, execs map[string]*execDelta) error {
 	ids := make([]string, 0, len(execs))
 	for id := range execs {
 		if id != "" {
@@ -493,7 +486,7 @@ const insertDeadLetter = `INSERT INTO dead_letters (stream, stream_created, stre
 	ON CONFLICT (stream, stream_created, stream_seq) DO NOTHING`
 
 // writeDeadLetters records recs[dead...] once each, keeping the payload byte for byte.
-func writeDeadLetters(ctx context.Context, tx *sql.Tx, recs []codec.Record, dead []int, reasons []error) error {
+func writeDeadLetters(ctx context.Context, tx *txn, recs []codec.Record, dead []int, reasons []error) error {
 	if len(dead) == 0 {
 		return nil
 	}
