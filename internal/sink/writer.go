@@ -2,10 +2,13 @@ package sink
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -325,29 +328,71 @@ func loadRows(ctx context.Context, tx *txn, ids []string) (map[string]*entry, er
 	if err != nil {
 		return nil, fmt.Errorf("load rows: %w", err)
 	}
-	rows, err := tx.QueryContext(ctx, selectRows, string(list))
+	err = tx.raw(func(c *sqlite3.SQLiteConn) error {
+		st, err := c.Prepare(selectRows)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		q, ok := st.(driver.StmtQueryContext)
+		if !ok {
+			return errors.New("driver statement cannot query with a context")
+		}
+		rows, err := q.QueryContext(ctx, []driver.NamedValue{{Ordinal: 1, Value: string(list)}})
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		v := make([]driver.Value, 13)
+		for {
+			if err := rows.Next(v); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			r := row{resultID: text(v[0]), requestID: text(v[1]), execID: text(v[2]), pcID: text(v[3]),
+				startedAt: text(v[5]), finishedAt: text(v[6]), recordedAt: text(v[7]), jobID: text(v[8]),
+				version: text(v[9]), reaped: integer(v[10]) != 0, parentResultID: text(v[11]),
+				skipped: integer(v[12]) != 0}
+			r.exitCode = int32(integer(v[4]))
+			r.finished = r.finishedAt != ""
+			entries[r.resultID] = &entry{cur: r, existed: true}
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("load rows: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			r        row
-			exitCode sql.NullInt32
-		)
-		if err := rows.Scan(&r.resultID, &r.requestID, &r.execID, &r.pcID, &exitCode,
-			&r.startedAt, &r.finishedAt, &r.recordedAt, &r.jobID, &r.version,
-			&r.reaped, &r.parentResultID, &r.skipped); err != nil {
-			return nil, fmt.Errorf("load rows: %w", err)
-		}
-		r.exitCode = exitCode.Int32
-		r.finished = r.finishedAt != ""
-		entries[r.resultID] = &entry{cur: r, existed: true}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load rows: %w", err)
-	}
 	return entries, nil
+}
+
+// text is a column value read as text: NULL is "", as the projection rules see it.
+func text(v driver.Value) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	return ""
+}
+
+// integer is a column value read as an integer: NULL, and text, are 0.
+func integer(v driver.Value) int64 {
+	switch v := v.(type) {
+	case int64:
+		return v
+	case float64:
+		return int64(v)
+	case bool:
+		if v {
+			return 1
+		}
+	}
+	return 0
 }
 
 const (
