@@ -16,14 +16,30 @@ import (
 	"fanin/internal/fault"
 )
 
-// ConnConfig says how to reach NATS. The security options work as the nats CLI's do.
+// ConnConfig says how to reach NATS. The security options work as the nats CLI's do; at most
+// one way to authenticate is set (Creds, NKey, User and Password, Token, or a user or token in
+// URL), and none is needed when the server asks for none (or for a client certificate only).
 type ConnConfig struct {
 	// URL is one or more server URLs, comma-separated: nats://, tls://, ws:// or wss://, or a
 	// bare host:port (read as nats://). A URL without a port gets the scheme's default (4222,
 	// or 80 and 443 for ws and wss).
 	URL string
-	// Creds is a credentials file (JWT + NKey seed), or "".
+	// Creds is a credentials file (a user JWT and its NKey seed, as nsc writes it), or "".
 	Creds string
+	// NKey is a file holding an NKey user seed (SU…) whose public key the server lists, or "".
+	NKey string
+	// User and Password authenticate by name and password, kept out of URL (where ps and
+	// logs would show them). Password needs User.
+	User, Password string
+	// Token authenticates with a token the server was given (authorization { token: … }).
+	Token string
+	// InboxPrefix replaces "_INBOX" in the subjects replies come back on ("": _INBOX), for a
+	// user allowed to subscribe to its own inbox subjects only. No wildcard, no trailing dot.
+	InboxPrefix string
+	// JSDomain addresses the JetStream of that domain ($JS.<domain>.API), e.g. a hub's from a
+	// leaf node; JSAPIPrefix replaces the API prefix $JS.API, e.g. for JetStream imported from
+	// another account. At most one of them; "" for the account's own JetStream.
+	JSDomain, JSAPIPrefix string
 	// TLSCA, TLSCert and TLSKey are PEM files: a CA to trust, and a client certificate and key
 	// for mutual TLS. Any of them enables TLS.
 	TLSCA, TLSCert, TLSKey string
@@ -33,8 +49,11 @@ type ConnConfig struct {
 
 // Validate reports, as a *fault.FieldError naming the field, the first setting that can never
 // work, whatever the network does: a URL nats.go could not dial (shown with a password or token
-// replaced by "xxxxx"), or half a client key pair. A server that is down, or a name that does
-// not resolve yet, is not an error: Connect waits for it.
+// replaced by "xxxxx"), half a client key pair, two ways to authenticate, a password without a
+// user, a credentials or NKey seed file that cannot be read or holds no key (it reads them;
+// no secret is ever part of the message), an inbox prefix nats.go refuses, both a JetStream
+// domain and an API prefix. A server that is down, or a name that does not resolve yet, is
+// not an error: Connect waits for it.
 func (c ConnConfig) Validate() error {
 	if err := validateURLs(c.URL); err != nil {
 		return err
@@ -45,7 +64,10 @@ func (c ConnConfig) Validate() error {
 	case c.TLSKey != "" && c.TLSCert == "":
 		return fault.Fieldf("TLSCert", "must be set with TLSKey: they go together")
 	}
-	return nil
+	if err := c.validateAuth(); err != nil {
+		return err
+	}
+	return c.validateSubjects()
 }
 
 // urlSchemes are the schemes nats.go speaks; the ws ones are websocket.
@@ -137,6 +159,7 @@ func redact(s string) string {
 // Conn is a NATS connection with a way to drain it completely.
 type Conn struct {
 	*nats.Conn
+	cfg    ConnConfig
 	closed chan struct{}
 	log    *slog.Logger
 }
@@ -170,8 +193,13 @@ func Connect(ctx context.Context, cfg ConnConfig, log *slog.Logger) (*Conn, erro
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn("NATS error", "err", err) }),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 	}
-	if cfg.Creds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.Creds))
+	auth, err := cfg.authOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, auth...)
+	if cfg.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(cfg.InboxPrefix))
 	}
 	if cfg.TLSCA != "" {
 		opts = append(opts, nats.RootCAs(cfg.TLSCA))
@@ -186,7 +214,7 @@ func Connect(ctx context.Context, cfg ConnConfig, log *slog.Logger) (*Conn, erro
 	if !nc.IsConnected() {
 		log.Warn("NATS is not reachable yet: retrying in the background", "url", redactAll(cfg.URL))
 	}
-	return &Conn{Conn: nc, closed: closed, log: log}, nil
+	return &Conn{Conn: nc, cfg: cfg, closed: closed, log: log}, nil
 }
 
 // redactAll redacts each entry of a comma-separated URL list.

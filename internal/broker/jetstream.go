@@ -1,0 +1,30 @@
+package broker
+
+import (
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// JetStream returns a JetStream context on the connection that addresses the configured
+// domain or API prefix (ConnConfig.JSDomain, JSAPIPrefix), or the account's own JetStream.
+// Every JetStream fanin uses comes from here, so the projections, the output reader and
+// dead-letter replay all reach the same one.
+func (c *Conn) JetStream(opts ...jetstream.JetStreamOpt) (jetstream.JetStream, error) {
+	var (
+		js  jetstream.JetStream
+		err error
+	)
+	switch {
+	case c.cfg.JSDomain != "":
+		js, err = jetstream.NewWithDomain(c.Conn, c.cfg.JSDomain, opts...)
+	case c.cfg.JSAPIPrefix != "":
+		js, err = jetstream.NewWithAPIPrefix(c.Conn, c.cfg.JSAPIPrefix, opts...)
+	default:
+		js, err = jetstream.New(c.Conn, opts...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return js, nil
+}
