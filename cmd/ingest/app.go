@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -65,6 +67,9 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 		return nil, err
 	}
 
+	if x := cfg.natsContext; x != nil {
+		log.Info("NATS settings from a nats CLI context", "context", x.Name, "file", x.Path, "sets", slices.Sorted(maps.Values(cfg.fromContext)))
+	}
 	if cfg.EmbeddedNATS != "" {
 		if a.emb, err = broker.StartEmbedded(ctx, cfg.EmbeddedNATS, cfg.DataDir, log); err != nil {
 			return nil, flagError("embedded", err)
@@ -75,8 +80,8 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 		return nil, flagError("nats", err)
 	}
 	a.health.nc.Store(a.nc)
-	if a.js, err = jetstream.New(a.nc.Conn); err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
+	if a.js, err = a.nc.JetStream(); err != nil {
+		return nil, err
 	}
 	if cfg.CreateStreams {
 		if err := a.createStreams(ctx); err != nil {

@@ -15,7 +15,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"fanin/internal/broker"
 	"fanin/internal/codec"
@@ -232,9 +231,9 @@ func replayDeadLetters(ctx context.Context, cfg *config, db *sink.Sink, dls []si
 		return 0, err
 	}
 	defer nc.Drain(context.Background())
-	js, err := jetstream.New(nc.Conn)
+	js, err := nc.JetStream()
 	if err != nil {
-		return 0, fmt.Errorf("jetstream: %w", err)
+		return 0, err
 	}
 	for i, d := range dls {
 		msg := &nats.Msg{Subject: d.Subject, Data: d.Payload, Header: nats.Header{}}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,9 +41,18 @@ type config struct {
 	// Telemetry is filled by finish (Prometheus) and by the command (Getenv).
 	Telemetry telemetry.Config
 
+	// NATSContext names the nats CLI context the NATS settings default to ("": the selected
+	// one, if any); finish reads it into natsContext, and notes in fromContext, by ConnConfig
+	// field, what it set.
+	NATSContext string
+	natsContext *broker.Context
+	fromContext map[string]string
+
 	// given says how a flag was set: "--name" on the command line, "$VAR" in the environment,
 	// "" not at all (its default, or a value the command chose). nil: as if none was.
 	given func(name string) string
+	// getenv reads the environment the flags were parsed with (nil: an empty one).
+	getenv func(string) string
 }
 
 // flagSet is a flag.FlagSet whose flags may also come from environment variables; the command
@@ -51,6 +62,7 @@ type flagSet struct {
 	env      map[string]string // flag name → environment variable
 	fromArgs map[string]bool   // flags set on the command line, filled by parse
 	fromEnv  map[string]bool   // flags set from the environment, filled by parse
+	environ  func(string) string
 }
 
 func newFlagSet(name, synopsis string, out io.Writer) *flagSet {
@@ -81,6 +93,7 @@ func newFlagSet(name, synopsis string, out io.Writer) *flagSet {
 
 // parse applies the arguments, then the environment to the flags the arguments left alone.
 func (fs *flagSet) parse(args []string, getenv func(string) string) error {
+	fs.environ = getenv
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -117,16 +130,40 @@ func (fs *flagSet) given(name string) string {
 
 func (fs *flagSet) envVar(name, env string) { fs.env[name] = env }
 
+// getenv reads the environment parse was given ("" for everything before, or without one).
+func (fs *flagSet) getenv(name string) string {
+	if fs.environ == nil {
+		return ""
+	}
+	return fs.environ(name)
+}
+
 // ingestFlags registers the flags of "run" (also used by "demo" and "migrate" for the
 // subsets they need) and returns the config they fill.
 func ingestFlags(fs *flagSet) *config {
 	c := &config{DB: sink.DefaultConfig(), Events: batch.Started(), Results: batch.Results(),
-		Output: output.DefaultConfig(), Telemetry: telemetry.DefaultConfig(), given: fs.given}
+		Output: output.DefaultConfig(), Telemetry: telemetry.DefaultConfig(), given: fs.given, getenv: fs.getenv}
 
 	fs.StringVar(&c.NATS.URL, "nats-url", "nats://127.0.0.1:4222", "NATS server `URLs`, comma-separated: nats://, tls://, ws:// or wss://, or host:port for nats://\n(without --embedded-nats)")
 	fs.envVar("nats-url", "NATS_URL")
-	fs.StringVar(&c.NATS.Creds, "nats-creds", "", "NATS credentials `file` (JWT and NKey seed)")
+	fs.StringVar(&c.NATSContext, "context", "", "nats CLI context `name` (or a context file's absolute path) giving the NATS settings\nthat no flag or variable sets; default the one nats context select chose")
+	fs.envVar("context", "NATS_CONTEXT")
+	fs.StringVar(&c.NATS.Creds, "nats-creds", "", "NATS credentials `file` (user JWT and NKey seed). At most one of --nats-creds, --nats-nkey,\n--nats-user (with --nats-password), --nats-token, or a user in --nats-url")
 	fs.envVar("nats-creds", "NATS_CREDS")
+	fs.StringVar(&c.NATS.NKey, "nats-nkey", "", "NKey user seed `file` (SU…) whose public key the server knows")
+	fs.envVar("nats-nkey", "NATS_NKEY")
+	fs.StringVar(&c.NATS.User, "nats-user", "", "NATS user `name`, with --nats-password")
+	fs.envVar("nats-user", "NATS_USER")
+	fs.StringVar(&c.NATS.Password, "nats-password", "", "NATS `password` of --nats-user; prefer the variable: arguments show in process listings")
+	fs.envVar("nats-password", "NATS_PASSWORD")
+	fs.StringVar(&c.NATS.Token, "nats-token", "", "NATS authentication `token`; prefer the variable: arguments show in process listings")
+	fs.envVar("nats-token", "NATS_TOKEN")
+	fs.StringVar(&c.NATS.InboxPrefix, "nats-inbox-prefix", "", "`prefix` of the subjects replies come back on, in place of _INBOX (for a user allowed\nonly its own inbox subjects)")
+	fs.envVar("nats-inbox-prefix", "NATS_INBOX_PREFIX")
+	fs.StringVar(&c.NATS.JSDomain, "js-domain", "", "JetStream `domain` holding the streams and the output bucket ($JS.<domain>.API)")
+	fs.envVar("js-domain", "NATS_JS_DOMAIN")
+	fs.StringVar(&c.NATS.JSAPIPrefix, "js-api-prefix", "", "JetStream API subject `prefix` in place of $JS.API (JetStream imported from another account;\nnot with --js-domain)")
+	fs.envVar("js-api-prefix", "NATS_JS_API_PREFIX")
 	fs.StringVar(&c.NATS.TLSCA, "nats-tls-ca", "", "`PEM` file of the CA that signed the server's certificate")
 	fs.envVar("nats-tls-ca", "NATS_CA")
 	fs.StringVar(&c.NATS.TLSCert, "nats-tls-cert", "", "client certificate `PEM` file, for mutual TLS (with --nats-tls-key)")
@@ -258,15 +295,39 @@ func (c *config) finish() error {
 // client's TLS files. The embedded server replaces --nats-url and serves plain nats://, so
 // either flag given with --embedded-nats is an error rather than silently ignored.
 func (c *config) checkNATS() error {
-	if c.EmbeddedNATS == "" {
-		return flagError("nats", c.NATS.Validate())
-	}
 	given := c.given
 	if given == nil {
 		given = func(string) string { return "" }
 	}
+	if c.EmbeddedNATS == "" {
+		if err := c.applyContext(given); err != nil {
+			return err
+		}
+		return c.natsError(c.NATS.Validate())
+	}
 	if given("embedded-nats") != "" && given("nats-url") != "" {
 		return fmt.Errorf("--embedded-nats and --nats-url exclude each other%s", fromEnv(given, "embedded-nats", "nats-url"))
+	}
+	if given("embedded-nats") != "" && given("context") != "" {
+		return fmt.Errorf("--embedded-nats and --context exclude each other: the embedded server is reached as it is%s",
+			fromEnv(given, "embedded-nats", "context"))
+	}
+	for _, f := range []struct {
+		flag string
+		v    *string
+	}{
+		{"nats-creds", &c.NATS.Creds}, {"nats-nkey", &c.NATS.NKey}, {"nats-user", &c.NATS.User},
+		{"nats-password", &c.NATS.Password}, {"nats-token", &c.NATS.Token},
+		{"js-domain", &c.NATS.JSDomain}, {"js-api-prefix", &c.NATS.JSAPIPrefix},
+	} {
+		switch {
+		case *f.v == "":
+		case given("embedded-nats") != "":
+			return fmt.Errorf("--embedded-nats and --%s exclude each other: the embedded server has no users and its JetStream no domain%s",
+				f.flag, fromEnv(given, "embedded-nats", f.flag))
+		default: // the demo's embedded server, whatever the environment says of another one
+			*f.v = ""
+		}
 	}
 	for _, tls := range []struct{ flag, file string }{
 		{"nats-tls-ca", c.NATS.TLSCA}, {"nats-tls-cert", c.NATS.TLSCert}, {"nats-tls-key", c.NATS.TLSKey},
@@ -277,6 +338,72 @@ func (c *config) checkNATS() error {
 		}
 	}
 	return flagError("embedded", broker.ValidateListenAddr(c.EmbeddedNATS))
+}
+
+// contextFlags names the flag that sets each ConnConfig field a NATS context may set.
+// TestContextFieldsHaveFlags keeps it complete.
+var contextFlags = map[string]string{
+	"URL": "nats-url", "User": "nats-user", "Password": "nats-password", "Creds": "nats-creds",
+	"NKey": "nats-nkey", "Token": "nats-token", "TLSCert": "nats-tls-cert", "TLSKey": "nats-tls-key",
+	"TLSCA": "nats-tls-ca", "JSDomain": "js-domain", "JSAPIPrefix": "js-api-prefix",
+	"InboxPrefix": "nats-inbox-prefix",
+}
+
+// authFields are the ConnConfig fields that say how to authenticate: a context's are taken
+// together or not at all, and not at all once a flag (or variable) sets any of them, or a
+// user in --nats-url does.
+var authFields = []string{"User", "Password", "Creds", "NKey", "Token"}
+
+// applyContext reads the NATS context (--context, or the selected one) and sets from it what
+// no flag or variable set, as the nats CLI does; a client certificate and key, like the way
+// to authenticate, come from the context only as a whole.
+func (c *config) applyContext(given func(string) string) error {
+	getenv := c.getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	x, err := broker.LoadContext(c.NATSContext, getenv)
+	if err != nil || x == nil {
+		return err
+	}
+	chosen := func(fields ...string) bool {
+		for _, f := range fields {
+			if given(contextFlags[f]) != "" {
+				return true
+			}
+		}
+		return false
+	}
+	authGiven := chosen(authFields...) || given("nats-url") != "" && strings.Contains(c.NATS.URL, "@")
+	c.natsContext, c.fromContext = x, map[string]string{}
+	conn := reflect.ValueOf(&c.NATS).Elem()
+	for field, v := range x.Settings() {
+		switch {
+		case chosen(field):
+		case slices.Contains(authFields, field) && authGiven:
+		case (field == "TLSCert" || field == "TLSKey") && chosen("TLSCert", "TLSKey"):
+		default:
+			conn.FieldByName(field).SetString(v)
+			c.fromContext[field] = x.KeyOf(field)
+		}
+	}
+	return nil
+}
+
+// natsError tells an error of ConnConfig.Validate with the flag of the field it names, or
+// with the context's key and file when the value came from the NATS context.
+func (c *config) natsError(err error) error {
+	field, fe := fault.Field(err)
+	if key, ok := c.fromContext[field]; ok && fe != nil {
+		msg := replaceWords(fe.Err.Error(), func(w string) string {
+			if k, ok := c.fromContext[w]; ok {
+				return k
+			}
+			return settingFlags[setting{"nats", w}]
+		})
+		return fmt.Errorf("NATS context %q (%s): %s: %s", c.natsContext.Name, c.natsContext.Path, key, msg)
+	}
+	return flagError("nats", err)
 }
 
 // fromEnv says which of the flags came from the environment, for an error about them: " ($NATS_URL
@@ -310,9 +437,17 @@ type setting struct{ config, field string }
 // stays in the library's words. TestEveryFieldTheLibrariesNameIsInTheTable keeps the table
 // complete, TestTheTableSaysWhichFlagSetsEachField keeps it true.
 var settingFlags = map[setting]string{
-	{"nats", "URL"}:     "--nats-url",
-	{"nats", "TLSCert"}: "--nats-tls-cert",
-	{"nats", "TLSKey"}:  "--nats-tls-key",
+	{"nats", "URL"}:         "--nats-url",
+	{"nats", "TLSCert"}:     "--nats-tls-cert",
+	{"nats", "TLSKey"}:      "--nats-tls-key",
+	{"nats", "Creds"}:       "--nats-creds",
+	{"nats", "NKey"}:        "--nats-nkey",
+	{"nats", "User"}:        "--nats-user",
+	{"nats", "Password"}:    "--nats-password",
+	{"nats", "Token"}:       "--nats-token",
+	{"nats", "InboxPrefix"}: "--nats-inbox-prefix",
+	{"nats", "JSDomain"}:    "--js-domain",
+	{"nats", "JSAPIPrefix"}: "--js-api-prefix",
 
 	{"embedded", "ListenAddr"}: "--embedded-nats",
 	{"embedded", "DataDir"}:    "--data-dir",
@@ -378,6 +513,12 @@ func flagError(config string, err error) error {
 // flagNames replaces, in msg, each word that is a field of config with a flag by that flag,
 // leaving quoted values ("…", as %q writes them) alone.
 func flagNames(config, msg string) string {
+	return replaceWords(msg, func(w string) string { return settingFlags[setting{config, w}] })
+}
+
+// replaceWords replaces, in msg, each word that name gives a name to by that name, leaving
+// quoted values ("…", as %q writes them) alone.
+func replaceWords(msg string, name func(word string) string) string {
 	var b strings.Builder
 	quoted := false
 	for i := 0; i < len(msg); {
@@ -394,8 +535,8 @@ func flagNames(config, msg string) string {
 			for j < len(msg) && isWordByte(msg[j]) {
 				j++
 			}
-			if flag := settingFlags[setting{config, msg[i:j]}]; flag != "" {
-				b.WriteString(flag)
+			if n := name(msg[i:j]); n != "" {
+				b.WriteString(n)
 			} else {
 				b.WriteString(msg[i:j])
 			}

@@ -52,6 +52,18 @@ func TestEveryFieldTheLibrariesNameIsInTheTable(t *testing.T) {
 		}
 	}
 	add("nats", badFields(cfg.NATS, broker.ConnConfig.Validate)...)
+	// Settings bad only together, or in a way badFields does not try.
+	withNATS := func(set func(*broker.ConnConfig)) error {
+		c := cfg.NATS
+		set(&c)
+		return c.Validate()
+	}
+	add("nats",
+		withNATS(func(c *broker.ConnConfig) { c.URL, c.User = "nats://u:p@127.0.0.1:4222", "u" }),
+		withNATS(func(c *broker.ConnConfig) { c.User, c.Token = "u", "t" }),
+		withNATS(func(c *broker.ConnConfig) { c.InboxPrefix = "_INBOX.>" }),
+		withNATS(func(c *broker.ConnConfig) { c.JSDomain = "a.b" }),
+		withNATS(func(c *broker.ConnConfig) { c.JSAPIPrefix = "$JS API" }))
 	add("db", badFields(cfg.DB, sink.Config.Validate)...)
 	add("events", badFields(cfg.Events, batch.Config.Validate)...)
 	add("results", badFields(cfg.Results, batch.Config.Validate)...)

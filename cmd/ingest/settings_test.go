@@ -34,6 +34,13 @@ func (s *syncBuffer) String() string {
 // stderr naming the flag, at once, before anything is opened (no database file appears), instead
 // of a process that retries forever.
 func TestSettingsThatCanNeverWorkAreUsageErrors(t *testing.T) {
+	xdg := t.TempDir() // NATS contexts, as the nats CLI saves them
+	saveContext(t, xdg, "nsc", `{"url":"nats://127.0.0.1:4222","nsc":"nsc://op/acc/user"}`)
+	saveContext(t, xdg, "badkey", `{"url":"nats://127.0.0.1:4222","nkey":"/nonexistent/fanin.nk"}`)
+	saveContext(t, xdg, "badurl", `{"url":"nats://fanin:hunter2@127.0.0.1:99999"}`)
+	saveContext(t, xdg, "twoways", `{"user":"fanin","password":"hunter2","creds":"/etc/fanin.creds"}`)
+	saveContext(t, xdg, "broken", `{"url":"nats://127.0.0.1:4222","password":"hunter2",`)
+	inXDG := map[string]string{"XDG_CONFIG_HOME": xdg}
 	for _, tc := range []struct {
 		name    string
 		args    []string
@@ -82,6 +89,38 @@ func TestSettingsThatCanNeverWorkAreUsageErrors(t *testing.T) {
 			wantErr: `--embedded-nats: "4222": want host:port`},
 		{name: "embedded server port out of range", args: []string{"--embedded-nats", "127.0.0.1:70000"},
 			wantErr: `--embedded-nats: "127.0.0.1:70000": port "70000" is not between 0 and 65535`},
+
+		{name: "two ways to authenticate", args: []string{"--nats-user", "fanin", "--nats-password", "hunter2", "--nats-token", "t0ken"},
+			wantErr: "--nats-token: excludes --nats-user: give one way to authenticate"},
+		{name: "a user in the URL and another", args: []string{"--nats-url", "nats://fanin:hunter2@127.0.0.1:4222", "--nats-user", "fanin"},
+			wantErr: "--nats-user: excludes the user or token in --nats-url"},
+		{name: "a password without a user", env: map[string]string{"NATS_PASSWORD": "hunter2"}, wantErr: "--nats-password: needs --nats-user"},
+		{name: "nkey file missing", args: []string{"--nats-nkey", "/nonexistent/fanin.nk"},
+			wantErr: `--nats-nkey: "/nonexistent/fanin.nk": open /nonexistent/fanin.nk: no such file or directory`},
+		{name: "creds file missing", env: map[string]string{"NATS_CREDS": "/nonexistent/fanin.creds"},
+			wantErr: "--nats-creds: open /nonexistent/fanin.creds: no such file or directory"},
+		{name: "a domain and an API prefix", args: []string{"--js-domain", "hub", "--js-api-prefix", "$JS.hub.API"},
+			wantErr: "--js-api-prefix: excludes --js-domain"},
+		{name: "an inbox prefix with a wildcard", args: []string{"--nats-inbox-prefix", "_INBOX.>"},
+			wantErr: `--nats-inbox-prefix: "_INBOX.>": must not contain '*', '>' or whitespace`},
+		{name: "embedded server and a user", args: []string{"--embedded-nats", "127.0.0.1:0"}, env: map[string]string{"NATS_USER": "fanin"},
+			wantErr: "--embedded-nats and --nats-user exclude each other: the embedded server has no users and its JetStream no domain ($NATS_USER is set)"},
+		{name: "embedded server and a domain", args: []string{"--embedded-nats", "127.0.0.1:0", "--js-domain", "hub"},
+			wantErr: "--embedded-nats and --js-domain exclude each other"},
+		{name: "embedded server and a context", args: []string{"--embedded-nats", "127.0.0.1:0", "--context", "prod"},
+			wantErr: "--embedded-nats and --context exclude each other"},
+		{name: "a context that does not exist", args: []string{"--context", "prod"}, env: inXDG,
+			wantErr: `NATS context "prod": no such context (` + filepath.Join(xdg, "nats", "context", "prod.json") + " does not exist)"},
+		{name: "a context name that is a path", args: []string{"--context", "../prod"}, env: inXDG, wantErr: `NATS context "../prod": not a context name`},
+		{name: "a context using nsc", env: map[string]string{"XDG_CONFIG_HOME": xdg, "NATS_CONTEXT": "nsc"},
+			wantErr: `NATS context "nsc" (` + filepath.Join(xdg, "nats", "context", "nsc.json") + "): nsc is not supported"},
+		{name: "a context whose nkey is missing", args: []string{"--context", "badkey"}, env: inXDG,
+			wantErr: `NATS context "badkey" (` + filepath.Join(xdg, "nats", "context", "badkey.json") + `): nkey: "/nonexistent/fanin.nk": open`},
+		{name: "a context with a bad URL", args: []string{"--context", "badurl"}, env: inXDG,
+			wantErr: `NATS context "badurl" (` + filepath.Join(xdg, "nats", "context", "badurl.json") + `): url: "nats://fanin:xxxxx@127.0.0.1:99999": port 99999`},
+		{name: "a context with two ways to authenticate", args: []string{"--context", "twoways"}, env: inXDG,
+			wantErr: `NATS context "twoways" (` + filepath.Join(xdg, "nats", "context", "twoways.json") + "): user: excludes creds"},
+		{name: "a context that does not parse", args: []string{"--context", "broken"}, env: inXDG, wantErr: "not a context file"},
 
 		{name: "migrate checks the settings too", args: []string{"migrate", "--nats-url", "garbage"}, wantErr: `--nats-url: "garbage": want host:port`},
 	} {

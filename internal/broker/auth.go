@@ -19,11 +19,15 @@ type authMethod struct {
 
 // authMethods lists the ways to authenticate c sets, in the order the errors name them.
 func (c ConnConfig) authMethods() []authMethod {
+	user := "User"
+	if c.User == "" {
+		user = "Password" // the one set
+	}
 	return []authMethod{
 		{"URL", urlHasUser(c.URL)},
 		{"Creds", c.Creds != ""},
 		{"NKey", c.NKey != ""},
-		{"User", c.User != "" || c.Password != ""},
+		{user, c.User != "" || c.Password != ""},
 		{"Token", c.Token != ""},
 	}
 }
