@@ -91,6 +91,11 @@ func cmdDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stderr, "ingest: %v\n", flagError("db", err))
 		return 2
 	}
+	if sub == "replay" && !f.dryRun {
+		if err := cfg.checkNATS(); err != nil { // the NATS context too: before the database is opened
+			return usageError(stderr, err)
+		}
+	}
 	db, err := sink.Open(ctx, cfg.DB)
 	if err != nil {
 		fmt.Fprintf(stderr, "ingest: %v\n", err)

@@ -122,6 +122,8 @@ func TestSettingsThatCanNeverWorkAreUsageErrors(t *testing.T) {
 			wantErr: `NATS context "twoways" (` + filepath.Join(xdg, "nats", "context", "twoways.json") + "): user: excludes creds"},
 		{name: "a context that does not parse", args: []string{"--context", "broken"}, env: inXDG, wantErr: "not a context file"},
 
+		{name: "replay checks the NATS settings before the database", args: []string{"dead-letters", "replay", "--context", "nsc"}, env: inXDG,
+			wantErr: `NATS context "nsc" (` + filepath.Join(xdg, "nats", "context", "nsc.json") + "): nsc is not supported"},
 		{name: "migrate checks the settings too", args: []string{"migrate", "--nats-url", "garbage"}, wantErr: `--nats-url: "garbage": want host:port`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
