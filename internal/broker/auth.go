@@ -1,9 +1,12 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
@@ -161,4 +164,43 @@ func subjectPrefix(p string, trailingDot bool) error {
 		return fmt.Errorf("has an empty token")
 	}
 	return nil
+}
+
+// refusalLog logs a server's refusal of the credentials once, until the refusal changes or
+// the client gets connected: the client retries every quarter second.
+type refusalLog struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	last string
+}
+
+// handle is a nats.ConnErrHandler for failed reconnects: a refusal of the credentials is logged,
+// other errors (a server that is down) are not.
+func (r *refusalLog) handle(_ *nats.Conn, err error) {
+	if err == nil || !isRefusal(err) {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err.Error() == r.last {
+		return
+	}
+	r.last = err.Error()
+	r.log.Error("NATS refused the credentials: retrying until it accepts them", "err", err)
+}
+
+func (r *refusalLog) reset() {
+	r.mu.Lock()
+	r.last = ""
+	r.mu.Unlock()
+}
+
+// isRefusal reports whether err is the server refusing the client's credentials.
+func isRefusal(err error) bool {
+	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired) {
+		return true
+	}
+	s := strings.ToLower(err.Error())
+	return strings.Contains(s, "authorization") || strings.Contains(s, "authentication")
 }

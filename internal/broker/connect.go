@@ -172,6 +172,7 @@ func Connect(ctx context.Context, cfg ConnConfig, log *slog.Logger) (*Conn, erro
 		return nil, err
 	}
 	closed := make(chan struct{})
+	refusals := &refusalLog{log: log}
 	name := cfg.Name
 	if name == "" {
 		name = "fanin"
@@ -188,10 +189,20 @@ func Connect(ctx context.Context, cfg ConnConfig, log *slog.Logger) (*Conn, erro
 				log.Warn("NATS disconnected", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
-		nats.ConnectHandler(func(nc *nats.Conn) { log.Info("NATS connected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			refusals.reset()
+			log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			refusals.reset()
+			log.Info("NATS connected", "url", nc.ConnectedUrlRedacted())
+		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn("NATS error", "err", err) }),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
+		// Refused credentials are waited for like a server that is down (an account's JWT may
+		// be pushed, a password set, after fanin starts), and said once per refusal.
+		nats.IgnoreAuthErrorAbort(),
+		nats.ReconnectErrHandler(refusals.handle),
 	}
 	auth, err := cfg.authOptions()
 	if err != nil {
