@@ -167,6 +167,16 @@ func TestTheLeastPermissionsAreEnough(t *testing.T) {
 
 			// Not wider than needed: no other subject, no stream management, no other reads.
 			denied := make(chan string, 16)
+			next := func() string {
+				t.Helper()
+				select {
+				case e := <-denied:
+					return e
+				case <-time.After(10 * time.Second):
+					t.Fatal("no permissions violation reported within 10s")
+					return ""
+				}
+			}
 			nc, err := nats.Connect(url, nats.UserInfo("fanin", password),
 				nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { denied <- err.Error() }))
 			if err != nil {
@@ -178,21 +188,23 @@ func TestTheLeastPermissionsAreEnough(t *testing.T) {
 				if err := nc.Publish(subj, nil); err != nil {
 					t.Fatal(err)
 				}
-				if got := <-denied; !strings.Contains(got, "Permissions Violation for Publish to \""+subj+"\"") {
+				if got := next(); !strings.Contains(got, "Permissions Violation for Publish to \""+subj+"\"") {
 					t.Errorf("publish to %s: %s, want it denied", subj, got)
 				}
 			}
 			if _, err := nc.SubscribeSync("results.>"); err != nil {
 				t.Fatal(err)
 			}
-			if got := <-denied; !strings.Contains(got, "Permissions Violation for Subscription to \"results.>\"") {
+			if got := next(); !strings.Contains(got, "Permissions Violation for Subscription to \"results.>\"") {
 				t.Errorf("subscribe to results.>: %s, want it denied", got)
 			}
 			if tc.managed {
 				for _, subj := range []string{"$JS.API.CONSUMER.DELETE.EVENTS.backend_events_projector",
 					"$JS.API.CONSUMER.CREATE.RESULTS.backend_results_projector.results.>"} {
-					nc.Publish(subj, nil)
-					if got := <-denied; !strings.Contains(got, fmt.Sprintf("Permissions Violation for Publish to %q", subj)) {
+					if err := nc.Publish(subj, nil); err != nil {
+						t.Fatal(err)
+					}
+					if got := next(); !strings.Contains(got, fmt.Sprintf("Permissions Violation for Publish to %q", subj)) {
 						t.Errorf("publish to %s: %s, want it denied", subj, got)
 					}
 				}

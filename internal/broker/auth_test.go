@@ -60,14 +60,14 @@ func (l *logBuffer) String() string {
 }
 
 // useJetStream connects with cfg and asks JetStream for the account's info through
-// Conn.JetStream. It returns the error (nil when it worked) and what the client logged; a
+// Conn.JetStream. It returns what the client logged and the error (nil when it worked); a
 // connection the server refuses is an error as soon as the client logs why.
-func useJetStream(t *testing.T, cfg ConnConfig) (error, string) {
+func useJetStream(t *testing.T, cfg ConnConfig) (string, error) {
 	t.Helper()
 	var logs logBuffer
 	c, err := Connect(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
-		return err, logs.String()
+		return logs.String(), err
 	}
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
@@ -76,7 +76,7 @@ func useJetStream(t *testing.T, cfg ConnConfig) (error, string) {
 			t.Fatalf("the client gave up; log:\n%s", logs.String())
 		}
 		if l := logs.String(); strings.Contains(l, "NATS refused the credentials: retrying") {
-			return errors.New("refused"), l
+			return l, errors.New("refused")
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("neither connected nor refused after 10s; log:\n%s", logs.String())
@@ -85,12 +85,12 @@ func useJetStream(t *testing.T, cfg ConnConfig) (error, string) {
 	}
 	js, err := c.JetStream()
 	if err != nil {
-		return err, logs.String()
+		return logs.String(), err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	_, err = js.AccountInfo(ctx)
-	return err, logs.String()
+	return logs.String(), err
 }
 
 func writeFile(t *testing.T, name string, b []byte) string {
@@ -104,10 +104,10 @@ func writeFile(t *testing.T, name string, b []byte) string {
 
 func TestConnectWithUserAndPassword(t *testing.T) {
 	url := runServer(t, &server.Options{Users: []*server.User{{Username: "fanin", Password: "s3cret-pw"}}})
-	if err, logs := useJetStream(t, ConnConfig{URL: url, User: "fanin", Password: "s3cret-pw"}); err != nil {
+	if logs, err := useJetStream(t, ConnConfig{URL: url, User: "fanin", Password: "s3cret-pw"}); err != nil {
 		t.Fatalf("with the password: %v\n%s", err, logs)
 	}
-	err, logs := useJetStream(t, ConnConfig{URL: url, User: "fanin", Password: "wrong-pw"})
+	logs, err := useJetStream(t, ConnConfig{URL: url, User: "fanin", Password: "wrong-pw"})
 	if err == nil {
 		t.Fatal("a wrong password was accepted")
 	}
@@ -118,10 +118,10 @@ func TestConnectWithUserAndPassword(t *testing.T) {
 
 func TestConnectWithAToken(t *testing.T) {
 	url := runServer(t, &server.Options{Authorization: "t0ken-value"})
-	if err, logs := useJetStream(t, ConnConfig{URL: url, Token: "t0ken-value"}); err != nil {
+	if logs, err := useJetStream(t, ConnConfig{URL: url, Token: "t0ken-value"}); err != nil {
 		t.Fatalf("with the token: %v\n%s", err, logs)
 	}
-	err, logs := useJetStream(t, ConnConfig{URL: url, Token: "other-token"})
+	logs, err := useJetStream(t, ConnConfig{URL: url, Token: "other-token"})
 	if err == nil {
 		t.Fatal("a wrong token was accepted")
 	}
@@ -138,10 +138,10 @@ func TestConnectWithAnNKeySeedFile(t *testing.T) {
 	otherSeed, _ := other.Seed()
 	url := runServer(t, &server.Options{Nkeys: []*server.NkeyUser{{Nkey: pub}}})
 
-	if err, logs := useJetStream(t, ConnConfig{URL: url, NKey: writeFile(t, "fanin.nk", seed)}); err != nil {
+	if logs, err := useJetStream(t, ConnConfig{URL: url, NKey: writeFile(t, "fanin.nk", seed)}); err != nil {
 		t.Fatalf("with the seed: %v\n%s", err, logs)
 	}
-	if err, _ := useJetStream(t, ConnConfig{URL: url, NKey: writeFile(t, "other.nk", otherSeed)}); err == nil {
+	if _, err := useJetStream(t, ConnConfig{URL: url, NKey: writeFile(t, "other.nk", otherSeed)}); err == nil {
 		t.Fatal("a key the server does not list was accepted")
 	}
 }
@@ -191,22 +191,22 @@ func TestConnectWithCredsOfAnOperatorAccount(t *testing.T) {
 	}
 	url := runServer(t, &server.Options{TrustedOperators: []*jwt.OperatorClaims{oc}, AccountResolver: resolver, SystemAccount: sysPub})
 
-	if err, logs := useJetStream(t, ConnConfig{URL: url, Creds: writeFile(t, "fanin.creds", creds)}); err != nil {
+	if logs, err := useJetStream(t, ConnConfig{URL: url, Creds: writeFile(t, "fanin.creds", creds)}); err != nil {
 		t.Fatalf("with the creds: %v\n%s", err, logs)
 	}
 	seed, _ := ukp.Seed()
-	if err, _ := useJetStream(t, ConnConfig{URL: url, NKey: writeFile(t, "fanin.nk", seed)}); err == nil {
+	if _, err := useJetStream(t, ConnConfig{URL: url, NKey: writeFile(t, "fanin.nk", seed)}); err == nil {
 		t.Fatal("the seed alone, without the user JWT, was accepted")
 	}
 }
 
 func TestJetStreamDomainIsAddressed(t *testing.T) {
 	url := runServer(t, &server.Options{JetStreamDomain: "hub"})
-	if err, logs := useJetStream(t, ConnConfig{URL: url, JSDomain: "hub"}); err != nil {
+	if logs, err := useJetStream(t, ConnConfig{URL: url, JSDomain: "hub"}); err != nil {
 		t.Fatalf("domain hub: %v\n%s", err, logs)
 	}
 	// Nothing answers there: nats.go tells the no-responders status as "not enabled".
-	if err, _ := useJetStream(t, ConnConfig{URL: url, JSDomain: "elsewhere"}); !errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+	if _, err := useJetStream(t, ConnConfig{URL: url, JSDomain: "elsewhere"}); !errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
 		t.Fatalf("domain elsewhere: %v, want JetStream not enabled", err)
 	}
 }
@@ -214,11 +214,11 @@ func TestJetStreamDomainIsAddressed(t *testing.T) {
 func TestJetStreamAPIPrefixIsAddressed(t *testing.T) {
 	url := runServer(t, &server.Options{})
 	for _, prefix := range []string{"$JS.API", "$JS.API."} {
-		if err, logs := useJetStream(t, ConnConfig{URL: url, JSAPIPrefix: prefix}); err != nil {
+		if logs, err := useJetStream(t, ConnConfig{URL: url, JSAPIPrefix: prefix}); err != nil {
 			t.Fatalf("prefix %s: %v\n%s", prefix, err, logs)
 		}
 	}
-	if err, _ := useJetStream(t, ConnConfig{URL: url, JSAPIPrefix: "$JS.OTHER.API"}); !errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+	if _, err := useJetStream(t, ConnConfig{URL: url, JSAPIPrefix: "$JS.OTHER.API"}); !errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
 		t.Fatalf("prefix $JS.OTHER.API: %v, want JetStream not enabled", err)
 	}
 }
@@ -232,11 +232,11 @@ func TestInboxPrefixLetsARestrictedUserGetReplies(t *testing.T) {
 			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX_fanin.>"}},
 		}}}})
 	cfg := ConnConfig{URL: url, User: "fanin", Password: "pw", InboxPrefix: "_INBOX_fanin"}
-	if err, logs := useJetStream(t, cfg); err != nil {
+	if logs, err := useJetStream(t, cfg); err != nil {
 		t.Fatalf("with the inbox prefix: %v\n%s", err, logs)
 	}
 	cfg.InboxPrefix = ""
-	err, logs := useJetStream(t, cfg)
+	logs, err := useJetStream(t, cfg)
 	if err == nil {
 		t.Fatal("a reply reached an inbox the user may not subscribe to")
 	}
