@@ -140,3 +140,25 @@ func TestFlagsOverrideTheContext(t *testing.T) {
 		t.Errorf("without a context: %+v, %v", cfg.NATS, err)
 	}
 }
+
+// TestNATSVariablesAreTheCLIs: each NATS flag reads the variable the nats CLI's users expect.
+func TestNATSVariablesAreTheCLIs(t *testing.T) {
+	want := map[string]string{"context": "NATS_CONTEXT", "nats-url": "NATS_URL", "nats-creds": "NATS_CREDS",
+		"nats-nkey": "NATS_NKEY", "nats-user": "NATS_USER", "nats-password": "NATS_PASSWORD", "nats-token": "NATS_TOKEN",
+		"nats-tls-ca": "NATS_CA", "nats-tls-cert": "NATS_CERT", "nats-tls-key": "NATS_KEY",
+		"nats-inbox-prefix": "NATS_INBOX_PREFIX", "js-domain": "NATS_JS_DOMAIN", "js-api-prefix": "NATS_JS_API_PREFIX"}
+	environ := map[string]string{}
+	for _, v := range want {
+		environ[v] = "value-of-" + v
+	}
+	fs := newFlagSet("test", "", os.Stderr)
+	ingestFlags(fs)
+	if err := fs.parse(nil, env(environ)); err != nil {
+		t.Fatal(err)
+	}
+	for flag, v := range want {
+		if got := fs.Lookup(flag).Value.String(); got != "value-of-"+v || fs.given(flag) != "$"+v {
+			t.Errorf("--%s = %q (given %q), want it from $%s", flag, got, fs.given(flag), v)
+		}
+	}
+}
