@@ -129,15 +129,23 @@ func TestFlagsOverrideTheContext(t *testing.T) {
 		})
 	}
 
-	// No --context, none selected: the defaults.
+	// No --context, none selected — or a context.txt that cannot be read, as for a service
+	// user running with another's HOME: the defaults, as the nats CLI does.
 	os.Remove(filepath.Join(xdg, "nats", "context.txt"))
-	fs := newFlagSet("test", "", os.Stderr)
-	cfg := ingestFlags(fs)
-	if err := fs.parse(nil, env(map[string]string{"XDG_CONFIG_HOME": xdg})); err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.finish(); err != nil || cfg.NATS != (broker.ConnConfig{URL: "nats://127.0.0.1:4222"}) || cfg.natsContext != nil {
-		t.Errorf("without a context: %+v, %v", cfg.NATS, err)
+	for _, unreadable := range []bool{false, true} {
+		if unreadable {
+			if err := os.Mkdir(filepath.Join(xdg, "nats", "context.txt"), 0o700); err != nil { // unreadable even by root
+				t.Fatal(err)
+			}
+		}
+		fs := newFlagSet("test", "", os.Stderr)
+		cfg := ingestFlags(fs)
+		if err := fs.parse(nil, env(map[string]string{"XDG_CONFIG_HOME": xdg})); err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.finish(); err != nil || cfg.NATS != (broker.ConnConfig{URL: "nats://127.0.0.1:4222"}) || cfg.natsContext != nil {
+			t.Errorf("without a context (context.txt unreadable: %v): %+v, %v", unreadable, cfg.NATS, err)
+		}
 	}
 }
 

@@ -54,8 +54,8 @@ func ContextDir(getenv func(string) string) string {
 }
 
 // LoadContext reads the NATS context name: a name the nats CLI knows, or the path of a
-// context file. An empty name is the selected context (nil, nil when none is selected, or
-// neither XDG_CONFIG_HOME nor HOME is set). A context that does not exist, does not parse,
+// context file. An empty name is the selected context (nil, nil when none is selected, its
+// context.txt cannot be read, or neither XDG_CONFIG_HOME nor HOME is set). A context that does not exist, does not parse,
 // or sets what fanin cannot honour — nsc (it runs the nsc tool), user_jwt, socks_proxy,
 // tls_first, windows_cert_store — is an error naming its file. Paths starting with ~/ are
 // taken from HOME, and $VARIABLES in creds are expanded, as the nats CLI does.
@@ -68,11 +68,10 @@ func LoadContext(name string, getenv func(string) string) (*Context, error) {
 			return nil, nil
 		}
 		b, err := os.ReadFile(filepath.Join(dir, "context.txt"))
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
 		if err != nil {
-			return nil, fmt.Errorf("selected NATS context: %w", err)
+			// None selected, or none this user may read (a service account running with
+			// another's HOME): as the nats CLI, no context rather than an error.
+			return nil, nil
 		}
 		if name = strings.TrimSpace(string(b)); name == "" {
 			return nil, nil
