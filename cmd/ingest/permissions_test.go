@@ -51,7 +51,7 @@ func runAuthServer(t *testing.T, o *server.Options) (string, jetstream.JetStream
 // ingestEverything sets up what fanin reads with the admin's JetStream (the streams, a
 // broadcast with poison, the output bucket and a result whose stdout is in it), then runs
 // ingest with args and environ as the user under test: it must project the broadcast exactly,
-// read the object, and `ingest dead-letters replay` one dead letter; with managed, the durables
+// read the object, and `ingest dead-letters replay` its dead letters; with managed, the durables
 // exist before. It returns what ingest logged, which names no denied permission.
 func ingestEverything(t *testing.T, admin jetstream.JetStream, args []string, environ map[string]string, managed bool) string {
 	t.Helper()
@@ -119,8 +119,10 @@ func ingestEverything(t *testing.T, admin jetstream.JetStream, args []string, en
 		t.Errorf("stderr of a result whose object is missing: %q, want the note", got)
 	}
 
-	code, out, errs := runMainOut(t, append(append([]string{"dead-letters", "replay", "--limit", "1"}, args...), "--db", db), environ)
-	if code != 0 || !strings.Contains(out, "replayed 1 of 1") {
+	// Every dead letter, of both streams.
+	poison := fleettest.Expect(msgs, b.PCs).Poison
+	code, out, errs := runMainOut(t, append(append([]string{"dead-letters", "replay"}, args...), "--db", db), environ)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("replayed %d of %d", poison, poison)) {
 		t.Fatalf("dead-letters replay: exit %d\n%s%s", code, out, errs)
 	}
 	all := logs.String() + errs
