@@ -236,6 +236,12 @@ func replayDeadLetters(ctx context.Context, cfg *config, db *sink.Sink, dls []si
 		return 0, err
 	}
 	defer nc.Drain(context.Background())
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = nc.WaitConnected(wctx)
+	cancel()
+	if err != nil {
+		return 0, err
+	}
 	js, err := nc.JetStream()
 	if err != nil {
 		return 0, err

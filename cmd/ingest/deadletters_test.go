@@ -5,7 +5,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
+	"io"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -235,5 +238,26 @@ func execSQL(t *testing.T, path string, stmts ...string) {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
+	}
+}
+
+// TestReplayWithNATSUnreachableSaysSo: nothing is published before the connection is up, and
+// a server that stays down is named, rather than nats.go's "headers not supported".
+func TestReplayWithNATSUnreachableSaysSo(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "fanin.db")
+	if code := Main(context.Background(), []string{"migrate", "--db", db}, io.Discard, io.Discard, env(nil)); code != 0 {
+		t.Fatalf("migrate: exit %d", code)
+	}
+	execSQL(t, db, `INSERT INTO dead_letters (stream, stream_seq, subject, reason, payload, headers, recorded_at)
+		VALUES ('RESULTS', 7, 'results.q', 'old bug', CAST('{}' AS BLOB), CAST('NATS/1.0'||char(13,10)||'K: v'||char(13,10,13,10) AS BLOB), '2026-05-20T12:00:00.000000Z')`)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"dead-letters", "replay", "--db", db, "--nats-url", url}, &out, &errb, env(nil))
+	if code != 1 || !strings.Contains(errb.String(), "not connected to NATS at "+url) || !strings.Contains(out.String(), "replayed 0 of 1") {
+		t.Fatalf("replay with NATS down: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	if code := Main(context.Background(), []string{"dead-letters", "--db", db}, &out, io.Discard, env(nil)); code != 0 || !strings.Contains(out.String(), "1 dead letters") {
+		t.Fatalf("the dead letter must stay: exit %d\n%s", code, out.String())
 	}
 }

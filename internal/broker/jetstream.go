@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -27,4 +29,21 @@ func (c *Conn) JetStream(opts ...jetstream.JetStreamOpt) (jetstream.JetStream, e
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return js, nil
+}
+
+// WaitConnected returns once the connection is up, or ctx's error: for a command that has
+// one thing to do (dead-letter replay), where a publish before the first connection would
+// fail with a misleading error (nats.go says the server does not support headers).
+func (c *Conn) WaitConnected(ctx context.Context) error {
+	ch := c.StatusChanged(nats.CONNECTED)
+	defer c.RemoveStatusListener(ch)
+	if c.IsConnected() {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("not connected to NATS at %s: %w", redactAll(c.cfg.URL), ctx.Err())
+	}
 }
