@@ -116,8 +116,8 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 	return a, nil
 }
 
-// openTelemetry builds the providers and starts the listener, so that /healthz answers while
-// NATS is still being reached.
+// openTelemetry builds the providers, the fanin_ready gauge and starts the listener, so that
+// /healthz answers while NATS is still being reached.
 func (a *app) openTelemetry(ctx context.Context) (err error) {
 	if a.tel, err = telemetry.Setup(ctx, a.cfg.Telemetry); err != nil {
 		return err
@@ -125,10 +125,15 @@ func (a *app) openTelemetry(ctx context.Context) (err error) {
 	if a.tel.Tracing() {
 		a.log.Info("exporting traces over OTLP")
 	}
+	ready := telemetry.NewReadiness(telemetry.DefaultReadyCacheTTL, a.health.checks()...)
+	if a.tel.Metrics() {
+		if err := ready.Observe(a.tel.MeterProvider); err != nil {
+			return err
+		}
+	}
 	if a.cfg.MetricsAddr == "" {
 		return nil
 	}
-	ready := telemetry.NewReadiness(telemetry.DefaultReadyCacheTTL, a.health.checks()...)
 	srv := telemetry.NewServer(a.cfg.MetricsAddr, a.tel.Gatherer, ready, a.log)
 	err = srv.Start()
 	var note []any

@@ -219,11 +219,17 @@ func TestReadyzSaysWhatIsWrong(t *testing.T) {
 	}
 	publishAll(t, js, b.Messages())
 	waitFor("not ready while locked", 503, "database: last write failed")
+	if v, found := series(gather(t, r), "fanin_ready", nil); !found || v != 0 {
+		t.Errorf("fanin_ready = %v (found %v) while /readyz answers 503, want 0", v, found)
+	}
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
 	fleettest.WaitDrained(t, js, 30*time.Second)
 	waitFor("ready again", 200, "ready")
+	if v, found := series(gather(t, r), "fanin_ready", nil); !found || v != 1 {
+		t.Errorf("fanin_ready = %v (found %v) while /readyz answers 200, want 1", v, found)
+	}
 
 	// NATS goes away.
 	srv.Shutdown()
