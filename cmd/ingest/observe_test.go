@@ -317,3 +317,35 @@ func TestAnIdleIngesterExposesItsCountersAtZero(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 }
+
+// TestProfilerIsOnTheMetricsListenerOnlyWhenAskedFor: /debug/pprof/ is a 404 by default, and
+// served beside /metrics with --pprof.
+func TestProfilerIsOnTheMetricsListenerOnlyWhenAskedFor(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pprof    bool
+		wantCode int
+	}{
+		{"off by default", false, 404},
+		{"on with --pprof", true, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := natstest.Run(t) // each its own: the durables would feed the first test's database
+			cfg := testConfig(t, srv.ClientURL())
+			cfg.Pprof = tc.pprof
+			r := startApp(t, cfg)
+			base := "http://" + r.server.Addr()
+			for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1"} {
+				if code, _ := probe(t, base+path); code != tc.wantCode {
+					t.Errorf("GET %s: %d, want %d", path, code, tc.wantCode)
+				}
+			}
+			if code, _ := probe(t, base+"/metrics"); code != 200 {
+				t.Errorf("GET /metrics: %d, want 200", code)
+			}
+			if code := r.stop(); code != 0 {
+				t.Fatalf("exit code %d", code)
+			}
+		})
+	}
+}
