@@ -123,10 +123,14 @@ func (e Exposition) labels(metric string) (map[string]bool, bool) {
 	return all, true
 }
 
-// near lists the exposed series sharing metric's first two words, for the error message.
+// near lists the exposed series sharing metric's first two words (its first, when it has
+// only two), for the error message.
 func (e Exposition) near(metric string) string {
-	words := strings.SplitN(metric, "_", 3)
-	prefix := strings.Join(words[:min(2, len(words))], "_")
+	words := strings.Split(metric, "_")
+	prefix := words[0] + "_"
+	if len(words) > 2 {
+		prefix += words[1]
+	}
 	var out []string
 	for name := range e {
 		if strings.HasPrefix(name, prefix) {
