@@ -1,9 +1,11 @@
 package deploy_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -172,4 +174,29 @@ func TestDashboardShowsWhatOperatorsAsk(t *testing.T) {
 func groupsBy(q deploy.Query, label string) bool {
 	refs, err := deploy.Parse(deploy.Expand(q.Expr))
 	return err == nil && slices.Contains(refs.Grouping, label)
+}
+
+// TestVariableQueriesInEitherForm: a query variable's label_values, written as a string (as
+// this dashboard does) or as the object newer Grafanas export, is read as the PromQL that asks
+// the same of the series.
+func TestVariableQueriesInEitherForm(t *testing.T) {
+	var d deploy.Dashboard
+	err := json.Unmarshal([]byte(`{"templating": {"list": [
+		{"name": "a", "type": "query", "query": "label_values(fanin_build_info, instance)"},
+		{"name": "b", "type": "query", "query": {"qryType": 1, "query": "label_values(up{job=~\"$job\"}, job)", "refId": "X"}},
+		{"name": "c", "type": "datasource", "query": "prometheus"}]}}`), &d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := d.Queries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []deploy.Query{
+		{Where: "variable a", Expr: "count by (instance) (fanin_build_info)"},
+		{Where: "variable b", Expr: `count by (job) (up{job=~"$job"})`},
+	}
+	if !reflect.DeepEqual(qs, want) {
+		t.Errorf("Queries() = %q, want %q", qs, want)
+	}
 }
