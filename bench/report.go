@@ -54,6 +54,7 @@ type row struct {
 	P99MS        float64 `json:"p99_ms,omitempty"`
 	P999MS       float64 `json:"p999_ms,omitempty"`
 	OutputMBps   float64 `json:"output_mb_per_s,omitempty"` // fanin-output: MB (10⁶ bytes) of Object Store output stored per second
+	PauseMS      float64 `json:"max_pause_ms,omitempty"`    // fanin: the longest time no message was acked, between the first ack and the last
 }
 
 // bar is one of the issue's targets and how the run fared against it, or (INFO) a ratio the
@@ -85,6 +86,7 @@ func (r *report) add(res result) {
 	if res.Output > 0 && secs > 0 {
 		rw.OutputMBps = float64(res.Output) / 1e6 / secs
 	}
+	rw.PauseMS = float64(res.Pause) / float64(time.Millisecond)
 	if res.Msgs > 0 {
 		rw.AllocsPerMsg = float64(res.M.Allocs) / float64(res.Msgs)
 	}
@@ -175,6 +177,10 @@ func (r *report) finish() {
 			fmt.Sprintf("%.0f msg/s traced (always sample) vs %.0f untraced", tr.Rate, f.Rate))
 	}
 	r.largeOutput(f)
+	if ls := r.find(modeFaninLitestream, r.Options.Batch); ls != nil && f != nil {
+		r.inform("fanin with litestream ÷ without", ls.Rate/f.Rate,
+			fmt.Sprintf("%.0f vs %.0f msg/s; longest pause between acks %.0f vs %.0f ms", ls.Rate, f.Rate, ls.PauseMS, f.PauseMS))
+	}
 	var full *row
 	for i := range r.Rows {
 		if r.Rows[i].Mode == modeFanin && r.Rows[i].Prefill > 0 {
