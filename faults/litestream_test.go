@@ -371,3 +371,80 @@ func TestLitestreamReplicatesAnIngestAndRestoresIt(t *testing.T) {
 	integrityOK(t, restored)
 	fleettest.CheckTables(t, restored, b, msgs)
 }
+
+// TestRestoredBackupBehindTheDurablesIsRewound restores a litestream replica that stopped
+// replicating halfway through a broadcast, as after a lost disk: the restored database keeps
+// its identity, so the durables accept it, but they acknowledged the second half after the
+// backup and would never deliver it again. Started once with --rewind-durables, fanin
+// recreates them from the safe point the restored database holds, and the tables come out
+// exact.
+func TestRestoredBackupBehindTheDurablesIsRewound(t *testing.T) {
+	litestreamBin(t)
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.ClientURL(), jetstream.WithPublishAsyncMaxPending(4096))
+	b := broadcast(4000, 32)
+	msgs := b.Messages()
+	half := len(msgs) / 2
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fanin.db")
+	fleettest.CreateExecution(t, db, b)
+	ls := startLitestream(t, dir, db)
+	natstest.Eventually(t, 30*time.Second, "litestream's first sync", func() bool {
+		return strings.Contains(ls.logs(), "snap=true")
+	})
+	p := start(t, dir, ingestArgs(srv.ClientURL(), db), nil)
+	p.waitLog("projecting", 2, 30*time.Second)
+
+	publish(t, js, msgs[:half])
+	fleettest.WaitDrained(t, js, time.Minute)
+	natstest.Eventually(t, 30*time.Second, "safe points at the ack floors", func() bool {
+		return safePoints(t, db) == acked(js)
+	})
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	natstest.Eventually(t, 60*time.Second, "the replica restored equals the source", func() bool {
+		os.Remove(backup)
+		ls.restore(t, db, backup)
+		return fmt.Sprint(tableDigests(t, backup)) == fmt.Sprint(tableDigests(t, db))
+	})
+	ls.stop(t) // the last backup: the rest of the broadcast is acked after it
+
+	publish(t, js, msgs[half:])
+	fleettest.WaitDrained(t, js, time.Minute)
+	p.stop()
+	fleettest.CheckTables(t, db, b, msgs)
+
+	// The disk is lost; the database is restored from the replica.
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(db + suffix)
+	}
+	ls.restore(t, db, db)
+	if have, floors := countRows(t, db, "execution_results"), acked(js); have >= b.PCs || floors != int64(len(msgs)) {
+		t.Fatalf("restored database holds %d of %d rows with the durables acked up to %d of %d: want it behind them",
+			have, b.PCs, floors, len(msgs))
+	} else {
+		t.Logf("restored database holds %d of %d rows; the durables acked all %d messages", have, b.PCs, floors)
+	}
+
+	p = start(t, dir, ingestArgs(srv.ClientURL(), db, "--rewind-durables"), nil)
+	p.waitLog("recreated durable (rewound)", 2, 30*time.Second)
+	fleettest.WaitDrained(t, js, time.Minute)
+	p.stop()
+	fleettest.CheckTables(t, db, b, msgs)
+	integrityOK(t, db)
+}
+
+// safePoints returns the sum of the safe points the database at path records, as acked sums
+// the durables' ack floors.
+func safePoints(t *testing.T, path string) int64 {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro&_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int64
+	if err := db.QueryRow(`SELECT coalesce(sum(ack_floor), 0) FROM durable_positions`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
