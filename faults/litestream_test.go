@@ -413,10 +413,12 @@ func TestRestoredBackupBehindTheDurablesIsRewound(t *testing.T) {
 	p.stop()
 	fleettest.CheckTables(t, db, b, msgs)
 
-	// The disk is lost; the database is restored from the replica.
+	// The disk is lost (the database and litestream's state beside it); the database is
+	// restored from the replica.
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		os.Remove(db + suffix)
 	}
+	os.RemoveAll(filepath.Join(dir, ".fanin.db-litestream"))
 	ls.restore(t, db, db)
 	if have, floors := countRows(t, db, "execution_results"), acked(js); have >= b.PCs || floors != int64(len(msgs)) {
 		t.Fatalf("restored database holds %d of %d rows with the durables acked up to %d of %d: want it behind them",
@@ -425,12 +427,26 @@ func TestRestoredBackupBehindTheDurablesIsRewound(t *testing.T) {
 		t.Logf("restored database holds %d of %d rows; the durables acked all %d messages", have, b.PCs, floors)
 	}
 
+	// The README's order: litestream first, replicating the restored database again, then
+	// fanin, once with --rewind-durables.
+	ls = startLitestream(t, dir, db)
+	natstest.Eventually(t, 30*time.Second, "litestream's first sync", func() bool {
+		return strings.Contains(ls.logs(), "snap=true")
+	})
 	p = start(t, dir, ingestArgs(srv.ClientURL(), db, "--rewind-durables"), nil)
 	p.waitLog("recreated durable (rewound)", 2, 30*time.Second)
 	fleettest.WaitDrained(t, js, time.Minute)
 	p.stop()
 	fleettest.CheckTables(t, db, b, msgs)
 	integrityOK(t, db)
+
+	restored := filepath.Join(t.TempDir(), "restored.db")
+	natstest.Eventually(t, 60*time.Second, "the replica restored again equals the source", func() bool {
+		os.Remove(restored)
+		ls.restore(t, db, restored)
+		return fmt.Sprint(tableDigests(t, restored)) == fmt.Sprint(tableDigests(t, db))
+	})
+	ls.stop(t)
 }
 
 // safePoints returns the sum of the safe points the database at path records, as acked sums
