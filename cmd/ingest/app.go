@@ -116,8 +116,8 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 	return a, nil
 }
 
-// openTelemetry builds the providers and starts the listener, so that /healthz answers while
-// NATS is still being reached.
+// openTelemetry builds the providers, the fanin_ready gauge and starts the listener, so that
+// /healthz answers while NATS is still being reached.
 func (a *app) openTelemetry(ctx context.Context) (err error) {
 	if a.tel, err = telemetry.Setup(ctx, a.cfg.Telemetry); err != nil {
 		return err
@@ -125,18 +125,27 @@ func (a *app) openTelemetry(ctx context.Context) (err error) {
 	if a.tel.Tracing() {
 		a.log.Info("exporting traces over OTLP")
 	}
+	var opts []telemetry.ServerOption
+	if a.cfg.Pprof {
+		opts = append(opts, telemetry.WithProfiling())
+	}
+	ready := telemetry.NewReadiness(telemetry.DefaultReadyCacheTTL, a.health.checks()...)
+	if a.tel.Metrics() {
+		if err := ready.Observe(a.tel.MeterProvider); err != nil {
+			return err
+		}
+	}
 	if a.cfg.MetricsAddr == "" {
 		return nil
 	}
-	ready := telemetry.NewReadiness(telemetry.DefaultReadyCacheTTL, a.health.checks()...)
-	srv := telemetry.NewServer(a.cfg.MetricsAddr, a.tel.Gatherer, ready, a.log)
+	srv := telemetry.NewServer(a.cfg.MetricsAddr, a.tel.Gatherer, ready, a.log, opts...)
 	err = srv.Start()
 	var note []any
 	if err != nil && errors.Is(err, syscall.EADDRINUSE) && !a.metricsAddrGiven() {
 		// Several instances on one host with the default flags: the second and later ones
 		// serve on a free port of the same host, and say where.
 		host, _, _ := net.SplitHostPort(a.cfg.MetricsAddr) // validated by finish
-		srv = telemetry.NewServer(net.JoinHostPort(host, "0"), a.tel.Gatherer, ready, a.log)
+		srv = telemetry.NewServer(net.JoinHostPort(host, "0"), a.tel.Gatherer, ready, a.log, opts...)
 		err = srv.Start()
 		note = []any{"note", "the default " + a.cfg.MetricsAddr + " is busy (another instance on this host?); --metrics-addr sets a fixed address"}
 	}
@@ -144,6 +153,9 @@ func (a *app) openTelemetry(ctx context.Context) (err error) {
 		return flagError("metrics", err)
 	}
 	a.server = srv
+	if a.cfg.Pprof {
+		note = append(note, "pprof", "http://"+srv.Addr()+"/debug/pprof/")
+	}
 	a.log.Info("serving /metrics, /healthz and /readyz", append([]any{"addr", "http://" + srv.Addr()}, note...)...)
 	return nil
 }

@@ -42,7 +42,7 @@ func TestCommandLine(t *testing.T) {
 				"--metrics-addr", "FANIN_METRICS_ADDR", "default 127.0.0.1:9464", "OTEL_EXPORTER_OTLP_ENDPOINT",
 				"--output-bucket", "default result_output", "--output-max-bytes", "default 16MiB",
 				"--output-concurrency", "--output-memory", "default 128MiB", "FANIN_OUTPUT_MEMORY",
-				"ingest version", "--version"},
+				"ingest version", "--version", "--pprof", "FANIN_PPROF", "/debug/pprof/"},
 			wantOnce: "Usage:"},
 		{name: "help command", args: []string{"help"}, wantCode: 0, wantOut: []string{"--batch", "--version"}},
 		{name: "version", args: []string{"version"}, wantCode: 0, wantOut: []string{"ingest ", runtime.Version()}, wantOnce: "\n"},

@@ -39,6 +39,8 @@ type config struct {
 	StatsInterval   time.Duration
 	// MetricsAddr is where /metrics, /healthz and /readyz are served ("": nowhere).
 	MetricsAddr string
+	// Pprof also serves the Go profiler under /debug/pprof/ on MetricsAddr (off by default).
+	Pprof bool
 	// Telemetry is filled by finish (Prometheus) and by the command (Getenv).
 	Telemetry telemetry.Config
 
@@ -195,6 +197,8 @@ func ingestFlags(fs *flagSet) *config {
 	fs.envVar("stats-interval", "FANIN_STATS_INTERVAL")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "`host:port` serving /metrics (Prometheus text), /healthz and /readyz (empty disables). Left at\nthe default while that is busy (another instance on this host), a free port of the same host is\nserved and logged; an address set here or in the environment that cannot be had exits 1.\nTraces and metrics also go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set")
 	fs.envVar("metrics-addr", "FANIN_METRICS_ADDR")
+	fs.BoolVar(&c.Pprof, "pprof", false, "also serve the Go profiler (net/http/pprof) under /debug/pprof/ on --metrics-addr. Off by\ndefault: whoever reaches that address can read stack traces and the command line, and a CPU\nprofile costs CPU while it runs")
+	fs.envVar("pprof", "FANIN_PPROF")
 	return c
 }
 
@@ -262,6 +266,13 @@ func (c *config) finish() error {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			return fmt.Errorf("--metrics-addr must be host:port or empty, not %q", c.MetricsAddr)
 		}
+	}
+	if c.Pprof && c.MetricsAddr == "" {
+		var env string
+		if c.given != nil {
+			env = fromEnv(c.given, "pprof", "metrics-addr")
+		}
+		return fmt.Errorf("--pprof needs --metrics-addr: the profiler is served on its listener%s", env)
 	}
 	c.Telemetry.Prometheus = c.MetricsAddr != ""
 	return nil

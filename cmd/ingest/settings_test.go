@@ -83,6 +83,11 @@ func TestSettingsThatCanNeverWorkAreUsageErrors(t *testing.T) {
 		{name: "embedded server port out of range", args: []string{"--embedded-nats", "127.0.0.1:70000"},
 			wantErr: `--embedded-nats: "127.0.0.1:70000": port "70000" is not between 0 and 65535`},
 
+		{name: "profiler without a listener", args: []string{"--pprof"},
+			wantErr: "--pprof needs --metrics-addr: the profiler is served on its listener"},
+		{name: "profiler from the environment without a listener", env: map[string]string{"FANIN_PPROF": "true"},
+			wantErr: "--pprof needs --metrics-addr: the profiler is served on its listener ($FANIN_PPROF is set)"},
+
 		{name: "migrate checks the settings too", args: []string{"migrate", "--nats-url", "garbage"}, wantErr: `--nats-url: "garbage": want host:port`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
