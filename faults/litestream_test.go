@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -50,34 +51,27 @@ type litestream struct {
 	bin, config string
 }
 
-// startLitestream writes a config replicating db to a file replica under dir and starts
-// `litestream replicate` on it, logging at debug level, where each sync says whether it had
-// to take a snapshot and why. extra is added to the database's settings.
-func startLitestream(t *testing.T, dir, db string, extra ...string) *litestream {
+// startLitestream starts `litestream replicate` with the example configuration fanin ships
+// (deploy/litestream/litestream.yml), pointed at db and at a file replica under dir, logging at
+// debug level, where each sync says whether it had to take a snapshot and why.
+func startLitestream(t *testing.T, dir, db string) *litestream {
 	t.Helper()
 	bin := litestreamBin(t)
+	shipped, err := os.ReadFile(filepath.Join("..", "deploy", "litestream", "litestream.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const shippedDB, shippedReplica = "/var/lib/fanin/fanin.db", "/var/backups/fanin"
+	if !bytes.Contains(shipped, []byte("path: "+shippedDB)) || !bytes.Contains(shipped, []byte("path: "+shippedReplica)) {
+		t.Fatalf("deploy/litestream/litestream.yml no longer replicates %s to %s: update this test", shippedDB, shippedReplica)
+	}
+	yml := "logging:\n  level: debug\n" + strings.NewReplacer(shippedDB, db, shippedReplica, filepath.Join(dir, "replica")).Replace(string(shipped))
 	config := filepath.Join(dir, "litestream.yml")
-	yml := fmt.Sprintf(`logging:
-  level: debug
-dbs:
-  - path: %s
-%s    replica:
-      type: file
-      path: %s
-`, db, indent(extra, "    "), filepath.Join(dir, "replica"))
 	if err := os.WriteFile(config, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p := startCommand(t, dir, exec.Command(bin, "replicate", "-config", config))
 	return &litestream{proc: p, bin: bin, config: config}
-}
-
-func indent(lines []string, prefix string) string {
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(prefix + l + "\n")
-	}
-	return b.String()
 }
 
 // restore runs `litestream restore` of db's replica into out (which must not exist).
@@ -302,13 +296,13 @@ func drainedDurables(t *testing.T, js jetstream.JetStream, events, results strin
 // ingestRun ingests the whole backlog of EVENTS and RESULTS into db through its own durables,
 // with or without litestream replicating it, and reports the throughput and the pauses
 // between commits.
-func ingestRun(t *testing.T, url string, js jetstream.JetStream, b fleet.Broadcast, n int, name string, withLitestream bool, extra ...string) (db string, ls *litestream, msgPerSec float64) {
+func ingestRun(t *testing.T, url string, js jetstream.JetStream, b fleet.Broadcast, n int, name string, withLitestream bool) (db string, ls *litestream, msgPerSec float64) {
 	t.Helper()
 	dir := t.TempDir()
 	db = filepath.Join(dir, "fanin.db")
 	fleettest.CreateExecution(t, db, b)
 	if withLitestream {
-		ls = startLitestream(t, dir, db, extra...)
+		ls = startLitestream(t, dir, db)
 		// litestream's first sync creates its tables and takes the first snapshot.
 		natstest.Eventually(t, 30*time.Second, "litestream's first sync", func() bool {
 			return strings.Contains(ls.logs(), "snap=true")
