@@ -458,3 +458,59 @@ func safePoints(t *testing.T, path string) int64 {
 	}
 	return n
 }
+
+// TestLitestreamStoppedWhileFaninRuns stops litestream mid-broadcast while fanin goes on
+// ingesting, then stops fanin too, whose last connection checkpoints the WAL into the
+// database and deletes it; litestream started again (before fanin, as the README says) picks
+// up the database as it is now, and the replica, restored, equals the source.
+func TestLitestreamStoppedWhileFaninRuns(t *testing.T) {
+	litestreamBin(t)
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.ClientURL(), jetstream.WithPublishAsyncMaxPending(4096))
+	b := broadcast(3000, 33)
+	msgs := b.Messages()
+	third := len(msgs) / 3
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fanin.db")
+	fleettest.CreateExecution(t, db, b)
+	firstSync := func(ls *litestream) {
+		natstest.Eventually(t, 30*time.Second, "litestream's first sync", func() bool {
+			return strings.Contains(ls.logs(), "snap=true")
+		})
+	}
+
+	ls := startLitestream(t, dir, db)
+	firstSync(ls)
+	p := start(t, dir, ingestArgs(srv.ClientURL(), db), nil)
+	p.waitLog("projecting", 2, 30*time.Second)
+	publish(t, js, msgs[:third])
+	fleettest.WaitDrained(t, js, time.Minute)
+
+	ls.stop(t)
+	publish(t, js, msgs[third:2*third])
+	fleettest.WaitDrained(t, js, time.Minute)
+	p.stop()
+	if _, err := os.Stat(db + "-wal"); !os.IsNotExist(err) {
+		t.Logf("the WAL outlived fanin's last connection (%v)", err)
+	}
+
+	ls = startLitestream(t, dir, db)
+	firstSync(ls)
+	p = start(t, dir, ingestArgs(srv.ClientURL(), db), nil)
+	p.waitLog("projecting", 2, 30*time.Second)
+	publish(t, js, msgs[2*third:])
+	fleettest.WaitDrained(t, js, time.Minute)
+	p.stop()
+	fleettest.CheckTables(t, db, b, msgs)
+
+	restored := filepath.Join(t.TempDir(), "restored.db")
+	natstest.Eventually(t, 60*time.Second, "the replica restored equals the source", func() bool {
+		os.Remove(restored)
+		ls.restore(t, db, restored)
+		return fmt.Sprint(tableDigests(t, restored)) == fmt.Sprint(tableDigests(t, db))
+	})
+	ls.stop(t)
+	integrityOK(t, restored)
+	fleettest.CheckTables(t, restored, b, msgs)
+	t.Logf("litestream, started again, snapshotted %d times for a reason: %q", len(ls.resnapshots()), ls.resnapshots())
+}
