@@ -25,6 +25,7 @@ type replicator struct {
 
 	once        sync.Once
 	resnapshots int
+	cpu         time.Duration // user + system time, once it has exited
 	err         error
 }
 
@@ -87,6 +88,9 @@ func (r *replicator) stop() (resnapshots int, err error) {
 		case <-time.After(60 * time.Second):
 			r.cmd.Process.Kill()
 			r.err = fmt.Errorf("still running 60s after SIGTERM: %w", <-r.done)
+		}
+		if st := r.cmd.ProcessState; st != nil {
+			r.cpu = st.UserTime() + st.SystemTime()
 		}
 		if r.err != nil {
 			r.err = fmt.Errorf("litestream: %w", r.err)

@@ -46,6 +46,7 @@ type result struct {
 	Rows    int           // rows in execution_results afterwards (0: no database)
 	Output  int64         // bytes of output read from the Object Store and stored (fanin-output)
 	Pause   time.Duration // fanin: the longest time no message was acked, from the first ack to the last
+	SideCPU time.Duration // fanin-litestream: the CPU time litestream used, from its start to its exit
 	M       measurement
 	Lat     []time.Duration // live: publish → committed, one per message
 }
@@ -349,7 +350,9 @@ func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, 
 		return res, err
 	}
 	if ls != nil {
-		if n, err := ls.stop(); err != nil {
+		n, err := ls.stop()
+		res.SideCPU = ls.cpu
+		if err != nil {
 			return res, err
 		} else if n > 0 {
 			return res, fmt.Errorf("litestream had to take a full snapshot again %d times: fanin's checkpoints fought it (see %s)", n, ls.log)
