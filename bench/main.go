@@ -37,6 +37,7 @@ type options struct {
 	Prefill      int             `json:"prefill"`                // >0: run fanin again on a table holding this many rows
 	Results      bool            `json:"results"`                // preload results too, and project both streams
 	Tracing      bool            `json:"tracing"`                // also run fanin with tracing on (always sample)
+	Litestream   string          `json:"litestream,omitempty"`   // a litestream binary: also run fanin with it replicating the database
 	LargeOutput  float64         `json:"large_output,omitempty"` // >0: this fraction of the results name their stdout in the Object Store (fanin-output; implies Results)
 	LargeSize    int             `json:"large_size,omitempty"`   // bytes of each such stdout
 	Plot         bool            `json:"plot"`
@@ -152,6 +153,9 @@ func (o options) plan() []step {
 	if o.Tracing {
 		steps = append(steps, step{mode: modeFaninTraced, n: o.Batch, wait: o.Wait})
 	}
+	if o.Litestream != "" {
+		steps = append(steps, step{mode: modeFaninLitestream, n: o.Batch, wait: o.Wait})
+	}
 	return steps
 }
 
@@ -194,7 +198,7 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 			res, err = sinkOnly(ctx, e, s.n)
 		case modePerMessage:
 			res, err = perMessage(ctx, e, opts.PerMsgLimit)
-		case modeFanin, modeFaninTraced, modeFaninOutput:
+		case modeFanin, modeFaninTraced, modeFaninOutput, modeFaninLitestream:
 			res, err = fanin(ctx, e, s.mode, s.n, s.wait, s.prefill, s.profile)
 		case modeLive:
 			res, err = live(ctx, e, s.n, s.wait, opts.LiveRate, opts.LiveDuration)
@@ -247,6 +251,7 @@ func main() {
 	fs.IntVar(&opts.Prefill, "prefill", 0, ">0: run fanin again on a table already holding this many rows")
 	fs.BoolVar(&opts.Results, "results", false, "preload each PC's result too, and project both streams")
 	fs.BoolVar(&opts.Tracing, "tracing", false, "also run fanin with tracing on (always sample, one link per message, spans to a no-op exporter) and report the ratio")
+	fs.StringVar(&opts.Litestream, "litestream", "", "`path` of a litestream binary (bin/litestream, built by make tools): also run fanin with litestream replicate replicating its database to a file replica, and report the ratio and the longest pause between acks")
 	fs.Float64Var(&opts.LargeOutput, "large-output", 0, ">0: this fraction of the results (e.g. 0.05) name a -large-size stdout in the Object Store; runs fanin-output (implies -results) and reports its ratio to fanin")
 	fs.IntVar(&opts.LargeSize, "large-size", opts.LargeSize, "bytes of each large output (-large-output)")
 	fs.BoolVar(&opts.Plot, "plot", false, "write PNG plots to -out")

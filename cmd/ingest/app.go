@@ -102,7 +102,7 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 			"bucket", cfg.Output.Bucket)
 	}
 	opts := []batch.Option{batch.WithReplay(empty), batch.WithLedger(a.db), batch.WithAdopt(cfg.AdoptDurables),
-		batch.WithManaged(cfg.ManagedDurables), batch.WithLogger(log), batch.WithTracerProvider(a.tel.TracerProvider)}
+		batch.WithRewind(cfg.RewindDurables), batch.WithManaged(cfg.ManagedDurables), batch.WithLogger(log), batch.WithTracerProvider(a.tel.TracerProvider)}
 	if a.tel.Metrics() {
 		opts = append(opts, batch.WithMeterProvider(a.tel.MeterProvider))
 	}

@@ -28,6 +28,9 @@ type config struct {
 	LogFormat       string
 	CreateStreams   bool
 	AdoptDurables   bool
+	// RewindDurables recreates the durables from the database's safe point at start: after a
+	// restore from a backup, which is behind what they acked.
+	RewindDurables bool
 	// ManagedDurables binds durables managed elsewhere, never creating or changing them.
 	ManagedDurables bool
 	EmbeddedNATS    string
@@ -175,6 +178,8 @@ func ingestFlags(fs *flagSet) *config {
 	fs.envVar("create-streams", "FANIN_CREATE_STREAMS")
 	fs.BoolVar(&c.AdoptDurables, "adopt-durables", false, "take over durables that feed another database (their metadata names it): recreate them and project\nthe whole streams into this --db. Without it fanin refuses to consume from them")
 	fs.envVar("adopt-durables", "FANIN_ADOPT_DURABLES")
+	fs.BoolVar(&c.RewindDurables, "rewind-durables", false, "recreate the durables at start to deliver again from this --db's safe point: once, on a database\nrestored from a backup (litestream restore), which lacks what they acked after the backup.\nNot with --managed-durables")
+	fs.envVar("rewind-durables", "FANIN_REWIND_DURABLES")
 	fs.BoolVar(&c.ManagedDurables, "managed-durables", false, "the durables are managed elsewhere (NACK, Terraform, nats consumer add): bind them as they are, never\ncreate, update or recreate them. A missing one is waited for (the log says what to create); one that\nwould lose messages, or that acked messages an empty database lacks, stops ingest (exit 1) saying\nwhat to recreate. Not with --adopt-durables")
 	fs.envVar("managed-durables", "FANIN_MANAGED_DURABLES")
 	fs.StringVar(&c.EmbeddedNATS, "embedded-nats", "", "start an in-process JetStream server listening on `host:port` and use it (implies --create-streams):\na single binary with no other service")
@@ -212,6 +217,14 @@ func (c *config) finish() error {
 		}
 		return fmt.Errorf("--adopt-durables and --managed-durables exclude each other: adopting recreates the durables; "+
 			"managed elsewhere, recreate them yourself to deliver the whole stream%s", env)
+	}
+	if c.ManagedDurables && c.RewindDurables {
+		var env string
+		if c.given != nil {
+			env = fromEnv(c.given, "rewind-durables", "managed-durables")
+		}
+		return fmt.Errorf("--rewind-durables and --managed-durables exclude each other: rewinding recreates the durables; "+
+			"managed elsewhere, recreate them yourself from the safe point%s", env)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("--shutdown-timeout must be positive")

@@ -85,6 +85,10 @@ func WithLedger(ledger Ledger) Option { return func(l *Loop) { l.bind.Ledger = l
 // BindOptions.Adopt).
 func WithAdopt(adopt bool) Option { return func(l *Loop) { l.bind.Adopt = adopt } }
 
+// WithRewind makes the loop's first bind recreate its existing durable from the database's safe
+// point (see BindOptions.Rewind): once, after restoring the database from a backup.
+func WithRewind(rewind bool) Option { return func(l *Loop) { l.bind.Rewind = rewind } }
+
 // WithManaged makes the loop bind a durable managed elsewhere, which it never creates,
 // updates or recreates (see BindOptions.Managed): a missing one is waited for, an unsuitable
 // one stops Run with ErrUnsuitableDurable.
@@ -148,6 +152,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		return err
 	}
 	l.bind.Replay = false // once: a durable bound again later is not replayed again
+	l.bind.Rewind = false // nor rewound
 	defer l.bound.Store(false)
 	unregister, err := l.obs.gauges.observe(l.budget)
 	if err != nil {

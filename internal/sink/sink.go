@@ -31,6 +31,11 @@ func (c connector) Driver() driver.Driver                        { return c.drv 
 // default auto-checkpoint (1000 pages, 4 MiB) would copy the WAL back into the database at
 // nearly every commit. A larger WAL lets a page rewritten by several commits be copied once;
 // journal_size_limit truncates the WAL file once a checkpoint has emptied it.
+//
+// Only PASSIVE checkpoints, and at a threshold above litestream's (1,000 pages): litestream,
+// replicating the database from another process, does the checkpointing while it runs. A
+// RESTART or TRUNCATE checkpoint here would reset the WAL under it and force a full snapshot
+// (faults/litestream_test.go fails on one; README, "Backups with litestream").
 const (
 	walAutocheckpointPages = 16384    // 64 MiB of 4 KiB pages
 	journalSizeLimit       = 64 << 20 // bytes
