@@ -21,8 +21,9 @@ Usage:
   ingest [run] [flags]    ingest until SIGINT, SIGTERM or SIGHUP (a second signal exits at once)
   ingest migrate [flags]  apply the database migrations and exit
   ingest demo [flags]     broadcast to a simulated fleet on the embedded server and ingest it
-  ingest dead-letters [list|replay] [flags]
-                          list the messages set aside, or republish them after a fix
+  ingest dead-letters [list|replay|purge] [flags]
+                          list the messages set aside, republish them after a fix, or
+                          delete old ones
   ingest version          the version: module version, VCS revision and time, Go version
                           (also --version)
   ingest help             this text
