@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,4 +81,44 @@ func TestNoWatchdogPingsForAnotherProcess(t *testing.T) {
 	if n := sock.Count(sdnotify.Watchdog); n != 0 {
 		t.Fatalf("%d WATCHDOG=1 pings with $WATCHDOG_PID naming another process", n)
 	}
+}
+
+// TestAStalledProjectionGetsNoWatchdogPings: judged an hour later (the test moves the clock
+// stalls are judged by), no stage has moved for longer than StallAfter: the round that finds it
+// logs it once and sends no ping, so systemd would kill and restart the process.
+func TestAStalledProjectionGetsNoWatchdogPings(t *testing.T) {
+	srv := natstest.Run(t)
+	cfg := testConfig(t, srv.ClientURL())
+	sock := sdnotifytest.Listen(t)
+	vars := map[string]string{"NOTIFY_SOCKET": sock.Path, "WATCHDOG_USEC": "100000"}
+	var (
+		later atomic.Bool
+		log   syncBuffer
+	)
+	r := startPrepared(t, cfg, func(a *app) {
+		a.log = slog.New(slog.NewTextHandler(&log, nil))
+		a.systemd = newSystemd(env(vars), quiet)
+		a.systemd.now = func() time.Time {
+			if later.Load() {
+				return time.Now().Add(time.Hour)
+			}
+			return time.Now()
+		}
+	})
+	sock.Wait(t, sdnotify.Ready, 1, 30*time.Second)
+	sock.Wait(t, sdnotify.Watchdog, 2, 30*time.Second)
+	before := sock.Count(sdnotify.Watchdog)
+	later.Store(true)
+	natstest.Eventually(t, 30*time.Second, "the stall logged", func() bool {
+		return strings.Contains(log.String(), "stalled: no more watchdog pings")
+	})
+	// At most the ping of a round that judged before the clock moved; none from the round
+	// that logged the stall.
+	if n := sock.Count(sdnotify.Watchdog); n > before+1 {
+		t.Fatalf("%d WATCHDOG=1 pings after the projections stalled", n-before)
+	}
+	if !strings.Contains(log.String(), "write stuck") && !strings.Contains(log.String(), "fetch stage stuck") {
+		t.Errorf("the log does not say which stage: %s", log.String())
+	}
+	r.stop()
 }
