@@ -54,8 +54,13 @@ func New(getenv func(string) string) (*Notifier, error) {
 	return &Notifier{addr: &net.UnixAddr{Name: socket, Net: "unixgram"}}, nil
 }
 
-// Send sends the states in one datagram (e.g. Ready and Status("ingesting")). It does not
-// block on systemd: the datagram is queued by the kernel or refused at once.
+// sendTimeout bounds a Send: a datagram socket whose reader (systemd) does not read blocks the
+// sender once its queue is full.
+const sendTimeout = time.Second
+
+// Send sends the states in one datagram (e.g. Ready and Status("ingesting")). It waits at
+// most a second for room in the socket's queue, so a stuck service manager cannot stall the
+// caller.
 func (n *Notifier) Send(states ...string) error {
 	if n == nil || len(states) == 0 {
 		return nil
@@ -65,6 +70,7 @@ func (n *Notifier) Send(states ...string) error {
 		return fmt.Errorf("notify %s: %w", n.addr.Name, err)
 	}
 	defer conn.Close()
+	conn.SetWriteDeadline(time.Now().Add(sendTimeout))
 	if _, err := conn.Write([]byte(strings.Join(states, "\n"))); err != nil {
 		return fmt.Errorf("notify %s: %w", n.addr.Name, err)
 	}
