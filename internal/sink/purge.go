@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,9 +23,9 @@ const DefaultPurgeChunk = 500
 const purgeBusyAttempts = 10
 
 // PurgeDeadLetters deletes every dead letter f selects, chunk rows per transaction (0:
-// DefaultPurgeChunk), and returns how many it deleted. Each chunk is its own BEGIN IMMEDIATE
-// transaction, so the write lock is held briefly and another process (a running ingester)
-// writes between chunks; a chunk that finds the database locked past the busy timeout is
+// DefaultPurgeChunk), and returns how many it deleted. Each chunk is found by a read and
+// deleted in its own BEGIN IMMEDIATE transaction, so the write lock is held briefly and another
+// process (a running ingester) writes between chunks; a chunk that finds the database locked past the busy timeout is
 // tried again, with backoff, a few times. Rows are taken in rowid order, each chunk resuming
 // after the last: dead letters recorded meanwhile that f selects may go too.
 //
@@ -38,15 +39,16 @@ func (s *Sink) PurgeDeadLetters(ctx context.Context, f DeadLetterFilter, chunk i
 		chunk = DefaultPurgeChunk
 	}
 	total := 0
-	var after int64 // the last rowid deleted
+	var after int64 // the last rowid looked at
 	for {
 		var (
-			n   int
-			err error
+			n    int
+			last int64
+			err  error
 		)
 		backoff := 100 * time.Millisecond
 		for attempt := 1; ; attempt++ {
-			n, after, err = s.purgeChunk(ctx, f, after, chunk)
+			n, last, err = s.purgeChunk(ctx, f, after, chunk)
 			if err == nil || !isBusy(err) || attempt == purgeBusyAttempts {
 				break
 			}
@@ -61,28 +63,27 @@ func (s *Sink) PurgeDeadLetters(ctx context.Context, f DeadLetterFilter, chunk i
 			return total, fmt.Errorf("purge dead letters (%d deleted): %w", total, err)
 		}
 		total += n
-		if n < chunk {
+		if last == after { // nothing left above it
 			return total, nil
 		}
+		after = last
 	}
 }
 
-// purgeChunk deletes, in one transaction, up to chunk dead letters f selects whose rowid is
-// above after, and returns how many and the last one's rowid.
+// purgeChunk deletes up to chunk dead letters f selects whose rowid is above after, and
+// returns how many it deleted and the last rowid it looked at. The rows are found by a plain
+// read, which in WAL mode takes no lock a writer waits for (however many rows it scans past
+// when f selects few); only the delete, by rowid, is a write transaction. The delete checks f
+// again, so a rowid that names another row by then (a VACUUM renumbers them) is left alone.
 func (s *Sink) purgeChunk(ctx context.Context, f DeadLetterFilter, after int64, chunk int) (int, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return 0, after, ErrClosed
 	}
-	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (the DSN's _txlock)
-	if err != nil {
-		return 0, after, err
-	}
-	defer tx.Rollback()
 	where, args := f.where()
-	rows, err := tx.QueryContext(ctx, `SELECT rowid FROM dead_letters WHERE `+where+` AND rowid > ? ORDER BY rowid LIMIT ?`,
-		append(args, after, chunk)...)
+	rows, err := s.db.QueryContext(ctx, `SELECT rowid FROM dead_letters WHERE `+where+` AND rowid > ? ORDER BY rowid LIMIT ?`,
+		append(slices.Clone(args), after, chunk)...)
 	if err != nil {
 		return 0, after, err
 	}
@@ -102,14 +103,24 @@ func (s *Sink) purgeChunk(ctx context.Context, f DeadLetterFilter, after int64, 
 	if len(ids) == 0 {
 		return 0, after, nil
 	}
-	q := `DELETE FROM dead_letters WHERE rowid IN (?` + strings.Repeat(",?", len(ids)-1) + `)`
-	if _, err := tx.ExecContext(ctx, q, ids...); err != nil {
+	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (the DSN's _txlock)
+	if err != nil {
+		return 0, after, err
+	}
+	defer tx.Rollback()
+	q := `DELETE FROM dead_letters WHERE rowid IN (?` + strings.Repeat(",?", len(ids)-1) + `) AND ` + where
+	res, err := tx.ExecContext(ctx, q, append(ids, args...)...)
+	if err != nil {
+		return 0, after, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
 		return 0, after, err
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, after, err
 	}
-	return len(ids), last, nil
+	return int(n), last, nil
 }
 
 // isBusy reports whether err is SQLite's "database is locked" (SQLITE_BUSY).
