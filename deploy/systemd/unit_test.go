@@ -54,7 +54,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// unit is fanin.service as tested: ExecStart runs bin, the ingest binary built from this tree.
+// unit is a unit file of this directory as tested: ExecStart runs bin, the ingest binary built
+// from this tree.
 type unit struct {
 	path     string   // the copy systemd-analyze reads
 	bin      string   // the binary ExecStart runs
@@ -62,12 +63,26 @@ type unit struct {
 	settings map[string][]string
 }
 
-// loadUnit writes a copy of fanin.service whose ExecStart runs ingestBin: systemd-analyze
-// verify requires the binary to exist.
-func loadUnit(t *testing.T) unit {
+// units are the unit files here, each checked by every test.
+var units = []string{"fanin.service", "fanin-purge.service", "fanin-purge.timer"}
+
+// loadUnits writes copies of the unit files into one temp dir (a timer finds its service
+// there), each ExecStart running ingestBin: systemd-analyze verify requires the binary to
+// exist.
+func loadUnits(t *testing.T) map[string]unit {
 	t.Helper()
-	u := unit{bin: ingestBin, path: filepath.Join(t.TempDir(), "fanin.service"), settings: map[string][]string{}}
-	text, err := os.ReadFile("fanin.service")
+	dir := t.TempDir()
+	out := map[string]unit{}
+	for _, name := range units {
+		out[name] = loadUnit(t, name, dir)
+	}
+	return out
+}
+
+func loadUnit(t *testing.T, name, dir string) unit {
+	t.Helper()
+	u := unit{bin: ingestBin, path: filepath.Join(dir, name), settings: map[string][]string{}}
+	text, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +95,7 @@ func loadUnit(t *testing.T) unit {
 			if k == "ExecStart" {
 				fields := strings.Fields(v)
 				if fields[0] != "/usr/local/bin/ingest" {
-					t.Fatalf("ExecStart runs %s, want /usr/local/bin/ingest", fields[0])
+					t.Fatalf("%s: ExecStart runs %s, want /usr/local/bin/ingest", name, fields[0])
 				}
 				u.args = fields[1:]
 				line = "ExecStart=" + strings.Join(append([]string{u.bin}, u.args...), " ")
@@ -94,12 +109,15 @@ func loadUnit(t *testing.T) unit {
 	return u
 }
 
-// TestUnitVerifies: systemd-analyze verify finds nothing to say about fanin.service — no
-// unknown setting, no bad value, an executable ExecStart.
-func TestUnitVerifies(t *testing.T) {
+// TestUnitsVerify: systemd-analyze verify finds nothing to say about the units — no unknown
+// setting, no bad value, an executable ExecStart, a timer whose service exists.
+func TestUnitsVerify(t *testing.T) {
 	analyze := lookTool(t, "systemd-analyze")
-	u := loadUnit(t)
-	cmd := exec.Command(analyze, "verify", u.path)
+	var paths []string
+	for _, u := range loadUnits(t) {
+		paths = append(paths, u.path)
+	}
+	cmd := exec.Command(analyze, append([]string{"verify"}, paths...)...)
 	var stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	err := cmd.Run()
@@ -112,29 +130,41 @@ func TestUnitVerifies(t *testing.T) {
 // the best, 100 the worst; it prints 10 as 1.0); README.md gives the score.
 const exposureLimit = "20"
 
-// TestUnitExposureIsLow scores the unit's hardening offline.
-func TestUnitExposureIsLow(t *testing.T) {
+// TestServicesExposureIsLow scores each service's hardening offline.
+func TestServicesExposureIsLow(t *testing.T) {
 	analyze := lookTool(t, "systemd-analyze")
-	u := loadUnit(t)
-	out, err := exec.Command(analyze, "security", "--offline=yes", "--threshold="+exposureLimit, u.path).CombinedOutput()
-	score := regexp.MustCompile(`Overall exposure level for fanin\.service: ([0-9.]+)`).FindSubmatch(out)
-	if score == nil {
-		t.Fatalf("systemd-analyze security: %v, no overall score in:\n%s", err, out)
-	}
-	t.Logf("exposure level %s", score[1])
-	if err != nil {
-		t.Fatalf("exposure level %s is above %s:\n%s", score[1], exposureLimit, out)
+	for name, u := range loadUnits(t) {
+		if !strings.HasSuffix(name, ".service") {
+			continue
+		}
+		out, err := exec.Command(analyze, "security", "--offline=yes", "--threshold="+exposureLimit, u.path).CombinedOutput()
+		score := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindSubmatch(out)
+		if score == nil {
+			t.Fatalf("systemd-analyze security %s: %v, no overall score in:\n%s", name, err, out)
+		}
+		t.Logf("%s: exposure level %s", name, score[1])
+		if err != nil {
+			t.Errorf("%s: exposure level %s is above %s:\n%s", name, score[1], exposureLimit, out)
+		}
 	}
 }
 
-// TestUnitMatchesTheBinary: ExecStart's flags are ingest's, a usage error is not restarted,
+// TestUnitMatchesTheBinary: both ExecStarts' flags are ingest's, a usage error is not restarted,
 // the stop timeout leaves room for --shutdown-timeout, and every variable fanin.env sets is
 // one ingest reads.
 func TestUnitMatchesTheBinary(t *testing.T) {
-	u := loadUnit(t)
-	out, err := exec.Command(u.bin, append(u.args, "--help")...).CombinedOutput()
+	all := loadUnits(t)
+	for _, name := range []string{"fanin.service", "fanin-purge.service"} {
+		u := all[name]
+		out, err := exec.Command(u.bin, append(u.args, "--help")...).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: ingest %s --help: %v (a flag ingest does not know?)\n%s", name, strings.Join(u.args, " "), err, out)
+		}
+	}
+	u := all["fanin.service"]
+	out, err := exec.Command(u.bin, "--help").CombinedOutput()
 	if err != nil {
-		t.Fatalf("ingest %s --help: %v (a flag ingest does not know?)\n%s", strings.Join(u.args, " "), err, out)
+		t.Fatal(err)
 	}
 	help := string(out)
 
