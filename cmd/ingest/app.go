@@ -32,9 +32,10 @@ type app struct {
 	js    jetstream.JetStream
 	loops []*batch.Loop
 
-	tel    *telemetry.Telemetry
-	server *telemetry.Server // nil when --metrics-addr is empty
-	health health
+	tel     *telemetry.Telemetry
+	server  *telemetry.Server // nil when --metrics-addr is empty
+	health  health
+	systemd *systemd // nil when not started by systemd with $NOTIFY_SOCKET
 }
 
 // openApp opens the database (migrating it), sets up the telemetry and starts the /metrics,

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"fanin/internal/sdnotify"
 	"fanin/internal/sink"
 	"fanin/internal/telemetry"
 )
@@ -20,8 +21,9 @@ Usage:
   ingest [run] [flags]    ingest until SIGINT, SIGTERM or SIGHUP (a second signal exits at once)
   ingest migrate [flags]  apply the database migrations and exit
   ingest demo [flags]     broadcast to a simulated fleet on the embedded server and ingest it
-  ingest dead-letters [list|replay] [flags]
-                          list the messages set aside, or republish them after a fix
+  ingest dead-letters [list|replay|purge] [flags]
+                          list the messages set aside, republish them after a fix, or
+                          delete old ones
   ingest version          the version: module version, VCS revision and time, Go version
                           (also --version)
   ingest help             this text
@@ -115,9 +117,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	}
 	cfg.Telemetry.Getenv = getenv
 	log := newLogger(cfg, stderr)
+	sd := newSystemd(getenv, log)
+	sd.send(sdnotify.Status("starting: opening " + cfg.DB.Path + ", connecting to NATS"))
 
 	a, err := openApp(ctx, cfg, log)
 	if err != nil {
+		sd.send(sdnotify.Stopping)
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			// Stopped while starting (waiting for NATS to create the streams, say): openApp
 			// closed what it had opened, and nothing was fetched that is not redelivered.
@@ -127,22 +132,36 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		fmt.Fprintf(stderr, "ingest: %v\n", err)
 		return 1
 	}
+	a.systemd = sd
 	code := runUntilStopped(ctx, a)
 	log.Info("stopped", "exit_code", code)
 	return code
 }
 
 // runUntilStopped runs the app until ctx is cancelled and shuts it down in order, within the
-// shutdown timeout: stop fetching → finish the batches in hand (commit → ack) → drain NATS →
-// close the database → stop the embedded server.
+// shutdown timeout: tell systemd (STOPPING=1) → stop fetching → finish the batches in hand
+// (commit → ack) → drain NATS → close the database → stop the embedded server.
 func runUntilStopped(ctx context.Context, a *app) int {
 	done := make(chan error, 1)
 	go func() { done <- a.run(ctx) }()
+	nctx, stopNotify := context.WithCancel(ctx)
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		a.notify(nctx)
+	}()
+	stopping := func(why string) {
+		stopNotify()
+		<-notified
+		a.systemd.send(sdnotify.Stopping, sdnotify.Status(why))
+	}
 
 	var runErr error
 	select {
 	case runErr = <-done:
+		stopping("stopping: a projection stopped")
 	case <-ctx.Done():
+		stopping("stopping: finishing the batches in hand")
 		a.health.stopping.Store(true)
 		a.log.Info("shutting down: finishing the batches in hand", "timeout", a.cfg.ShutdownTimeout)
 		timer := time.NewTimer(a.cfg.ShutdownTimeout)

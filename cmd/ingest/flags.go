@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"strconv"
 	"strings"
@@ -139,8 +140,12 @@ func ingestFlags(fs *flagSet) *config {
 	fs.StringVar(&c.NATS.TLSKey, "nats-tls-key", "", "client private key `PEM` file, for mutual TLS")
 	fs.envVar("nats-tls-key", "NATS_KEY")
 
-	fs.StringVar(&c.DB.Path, "db", c.DB.Path, "SQLite database `file` (created with mode 0600; its directory must exist)")
+	fs.StringVar(&c.DB.Path, "db", c.DB.Path, "SQLite database `file` (created with mode 0600, or --db-mode; its directory must exist)")
 	fs.envVar("db", "FANIN_DB")
+	fs.Var((*fileMode)(&c.DB.Mode), "db-mode", "octal permission `mode` given to the database file and its -wal and -shm at every start, for\nreaders under other users: 0640 lets --db-group read, 0660 also lets it share the -shm (faster\nreads, but it may write). Unset: a new file is 0600, an existing one keeps its mode")
+	fs.envVar("db-mode", "FANIN_DB_MODE")
+	fs.StringVar(&c.DB.Group, "db-group", "", "`group` (name or id) given to the database file and its -wal and -shm at every start;\ningest must be a member. With --db-mode or --db-group the -wal and -shm are kept when ingest stops,\nso readers need no write access to the directory")
+	fs.envVar("db-group", "FANIN_DB_GROUP")
 	fs.StringVar(&c.DB.Sync, "sync", c.DB.Sync, "`full`: fsync every commit, an ack means the row survives a power cut or OS crash;\nnormal: fsync only at WAL checkpoints, faster, but a power cut or OS crash loses everything\ncommitted since the last checkpoint, up to the WAL's 64 MiB, although those messages were acked\nand are not redelivered; on a new database, the schema too. A process crash loses nothing in\neither mode")
 	fs.envVar("sync", "FANIN_SYNC")
 
@@ -342,6 +347,8 @@ var settingFlags = map[setting]string{
 	{"embedded", "DataDir"}:    "--data-dir",
 
 	{"db", "Path"}:         "--db",
+	{"db", "Mode"}:         "--db-mode",
+	{"db", "Group"}:        "--db-group",
 	{"db", "Sync"}:         "--sync",
 	{"db", "BusyTimeout"}:  "",
 	{"db", "CacheSizeMiB"}: "",
@@ -481,4 +488,24 @@ func (b byteSize) String() string {
 		}
 	}
 	return strconv.FormatInt(int64(b), 10)
+}
+
+// fileMode is a flag holding permission bits, written in octal: 0640, 640, 0o640. Unset, it
+// is 0 (and prints as "").
+type fileMode fs.FileMode
+
+func (m *fileMode) Set(s string) error {
+	n, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(s, "0o"), "0O"), 8, 32)
+	if err != nil || n == 0 {
+		return fmt.Errorf("%q is not an octal permission mode (e.g. 0640)", s)
+	}
+	*m = fileMode(n)
+	return nil
+}
+
+func (m fileMode) String() string {
+	if m == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%#o", uint32(m))
 }

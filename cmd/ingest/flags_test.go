@@ -170,8 +170,8 @@ func settingValues(cfg *config) map[setting]any {
 }
 
 // badFields returns the errors validate gives for valid, a struct, with each of its exported
-// fields in turn set to its zero value, to -1 (numbers) and to "x" (strings). Func, interface
-// and other fields keep their values.
+// fields in turn set to its zero value, to -1 (signed numbers), to all ones (unsigned ones) and
+// to "x" (strings). Func, interface and other fields keep their values.
 func badFields[T any](valid T, validate func(T) error) []error {
 	var errs []error
 	typ := reflect.TypeFor[T]()
@@ -184,6 +184,8 @@ func badFields[T any](valid T, validate func(T) error) []error {
 		switch {
 		case reflect.Int <= kind && kind <= reflect.Int64:
 			bad = append(bad, func(v reflect.Value) { v.SetInt(-1) })
+		case reflect.Uint <= kind && kind <= reflect.Uint64:
+			bad = append(bad, func(v reflect.Value) { v.SetUint(^uint64(0)) })
 		case kind == reflect.String:
 			bad = append(bad, func(v reflect.Value) { v.SetString("x") })
 		case kind == reflect.Func || kind == reflect.Interface:

@@ -54,11 +54,13 @@ type Loop struct {
 	watchEvery time.Duration
 	obs        *observer
 
-	bindMu    sync.Mutex              // one EnsureConsumer at a time: the fetch stage's or watch's
-	binding   atomic.Pointer[Binding] // the durable as last bound
-	bound     atomic.Bool             // Run holds the durable
-	unhealthy atomic.Pointer[error]   // why the durable cannot be trusted now; nil: it can
-	lastWrite atomic.Pointer[writeOutcome]
+	bindMu     sync.Mutex              // one EnsureConsumer at a time: the fetch stage's or watch's
+	binding    atomic.Pointer[Binding] // the durable as last bound
+	bound      atomic.Bool             // Run holds the durable
+	unhealthy  atomic.Pointer[error]   // why the durable cannot be trusted now; nil: it can
+	lastWrite  atomic.Pointer[writeOutcome]
+	fetchBeat  atomic.Int64 // unix nanoseconds of the fetch stage's latest heartbeat; 0: Run is not running
+	writeSince atomic.Int64 // unix nanoseconds when the write under way started; 0: none
 
 	// Stats is updated as the loop runs; read it at any time.
 	Stats Stats
@@ -144,6 +146,8 @@ func (l *Loop) Run(ctx context.Context) error {
 	if err := l.cfg.Validate(); err != nil {
 		return err
 	}
+	l.heartbeat()
+	defer l.fetchBeat.Store(0)
 	cons, err := l.rebind(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
