@@ -1,0 +1,39 @@
+package pgsink
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"fanin/internal/sink"
+)
+
+func sinkFilter() sink.DeadLetterFilter { return sink.DeadLetterFilter{} }
+
+func sinkExecution(id string) sink.Execution {
+	return sink.Execution{ExecID: id, JobID: "j", Version: "v", InitiatedBy: "t", InitiatedAt: t0, TargetCount: 1}
+}
+
+func pgErr(code string) error { return &pgconn.PgError{Code: code, Message: "test " + code} }
+
+func dbName(t *testing.T, s *Store) string {
+	t.Helper()
+	var name string
+	if err := s.pool.QueryRow(context.Background(), `SELECT current_database()`).Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func openStoreNoMigrate(t *testing.T, url string) *Store {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.URL = url
+	s, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}

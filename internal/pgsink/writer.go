@@ -1,0 +1,489 @@
+package pgsink
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"fanin/internal/codec"
+	"fanin/internal/fault"
+	"fanin/internal/project"
+	"fanin/internal/sink"
+	"fanin/internal/store"
+)
+
+// maxAttempts is how many times one transaction is tried when it loses a race (a deadlock, a
+// serialization failure) before Write gives up with a transient error.
+const maxAttempts = 5
+
+// tally is what the transactions of one Write did so far.
+type tally struct {
+	rejected                     []error // per record: why it is a dead letter, nil: projected
+	inserted, updated, unchanged int
+	dead, txs                    int
+	commit                       time.Duration
+}
+
+func (t *tally) report() store.Report {
+	rep := store.Report{System: "postgresql", Inserted: t.inserted, Updated: t.updated, Unchanged: t.unchanged,
+		Transactions: t.txs, Commit: t.commit}
+	if t.dead > 0 {
+		rep.DeadLetters = make([]store.DeadLetter, 0, t.dead)
+		for i, err := range t.rejected {
+			if err != nil {
+				rep.DeadLetters = append(rep.DeadLetters, store.DeadLetter{Index: i, Err: err})
+			}
+		}
+	}
+	return rep
+}
+
+// Write projects a batch of records in one transaction, as sink.Store does for SQLite: good
+// records are merged into execution_results by the projection rules (package project) and
+// their executions' counters bumped, poison records go to dead_letters, all committed
+// together. Records may come in any order, repeat, and mix both kinds; any number of Writes
+// may run at once, in this process and others, on the same rows: the tables are those one
+// writer would leave.
+//
+// When the database refuses some record permanently (a constraint, a NUL byte in text), Write
+// splits the batch and retries the halves until the offending records stand alone; those are
+// dead-lettered with the database's error as the reason, and the rest land.
+//
+// An error is transient (a lost connection, a server shutting down, a read-only standby, a
+// full disk, a deadlock still losing after a few attempts): treat the whole batch as unwritten
+// and retry it later. Parts of it may have been committed (the report counts them); retrying
+// them changes nothing.
+func (s *Store) Write(ctx context.Context, recs []codec.Record) (store.Report, error) {
+	if !s.enter() {
+		return store.Report{System: "postgresql"}, ErrClosed
+	}
+	defer s.leave()
+	t := tally{rejected: make([]error, len(recs))}
+	idx := make([]int, len(recs))
+	for i := range recs {
+		idx[i] = i
+		if recs[i].Poison != nil {
+			t.rejected[i] = recs[i].Poison
+		}
+	}
+	err := s.writeSplit(ctx, recs, idx, &t)
+	rep := t.report()
+	if err != nil {
+		rep.StatusCode = statusCode(err)
+		err = redacted(err, s.cfg.URL)
+	}
+	return rep, err
+}
+
+// writeSplit writes recs[idx...] in one transaction, bisecting on a permanent error.
+func (s *Store) writeSplit(ctx context.Context, recs []codec.Record, idx []int, t *tally) error {
+	err := s.writeRetry(ctx, recs, idx, t)
+	if err == nil {
+		return nil
+	}
+	if !fault.IsPermanent(err) || len(idx) == 0 {
+		return err
+	}
+	if len(idx) == 1 {
+		i := idx[0]
+		if t.rejected[i] != nil {
+			return fmt.Errorf("record its dead letter: %w", err) // the dead letter itself is refused
+		}
+		t.rejected[i] = fmt.Errorf("database rejected the row: %w", err)
+		return s.writeSplit(ctx, recs, idx, t)
+	}
+	half := len(idx) / 2
+	if err := s.writeSplit(ctx, recs, idx[:half], t); err != nil {
+		return err
+	}
+	return s.writeSplit(ctx, recs, idx[half:], t)
+}
+
+// writeRetry runs writeTx again while it loses a race, at most maxAttempts times.
+func (s *Store) writeRetry(ctx context.Context, recs []codec.Record, idx []int, t *tally) error {
+	for attempt := 1; ; attempt++ {
+		err := s.writeTx(ctx, recs, idx, t)
+		if err == nil || !retryable(err) || attempt == maxAttempts {
+			return err
+		}
+		// Both transactions were rolled back but one: let it finish before trying again.
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		}
+	}
+}
+
+// counts is what one transaction did to execution_results.
+type counts struct{ Inserted, Updated, Unchanged int }
+
+// writeTx writes recs[idx...] in one transaction and adds what it did to t. Records with an
+// error in t.rejected are dead-lettered with it as the reason; the others are projected.
+func (s *Store) writeTx(ctx context.Context, recs []codec.Record, idx []int, t *tally) (err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", classify(err))
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	var good, dead []int
+	for _, i := range idx {
+		if t.rejected[i] != nil {
+			dead = append(dead, i)
+		} else {
+			good = append(good, i)
+		}
+	}
+	var rep counts
+	execs, err := writeResults(ctx, tx, recs, good, &rep)
+	if err != nil {
+		return classify(err)
+	}
+	if err := writeExecutions(ctx, tx, execs); err != nil {
+		return classify(err)
+	}
+	if err := writeDeadLetters(ctx, tx, recs, dead, t.rejected); err != nil {
+		return classify(err)
+	}
+	start := time.Now()
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", classify(err))
+	}
+	t.commit += time.Since(start)
+	t.inserted += rep.Inserted
+	t.updated += rep.Updated
+	t.unchanged += rep.Unchanged
+	t.dead += len(dead)
+	t.txs++
+	return nil
+}
+
+// writeResults projects recs[good...] into execution_results. Every record's row is first
+// merged as if it did not exist, and all of them go to one statement that inserts the absent
+// rows and locks the present ones, in result_id order (the one lock order of every fanin
+// transaction). Only the rows that were present are then read, merged again from their
+// stored state, and updated where they changed.
+func writeResults(ctx context.Context, tx pgx.Tx, recs []codec.Record, good []int, rep *counts) (project.Deltas, error) {
+	if len(good) == 0 {
+		return project.Deltas{}, nil
+	}
+	fresh := make(map[string]*project.Entry, len(good))
+	execs := project.Merge(recs, good, fresh)
+	rows := sortedEntries(fresh)
+	inserted, err := insertOrLock(ctx, tx, rows)
+	if err != nil {
+		return nil, err
+	}
+	if len(inserted) == len(rows) {
+		rep.Inserted += len(rows)
+		rep.Unchanged += project.Unchanged(fresh)
+		return execs, nil
+	}
+	// Some rows were there: what the batch owes is what it owes its new rows plus what it owes
+	// the present ones merged from their stored state.
+	var newIdx, oldIdx []int
+	for _, i := range good {
+		if inserted[project.ResultID(&recs[i])] {
+			newIdx = append(newIdx, i)
+		} else {
+			oldIdx = append(oldIdx, i)
+		}
+	}
+	execs = project.Deltas{}
+	if len(newIdx) > 0 {
+		again := make(map[string]*project.Entry, len(inserted))
+		execs.Add(project.Merge(recs, newIdx, again))
+		rep.Inserted += len(inserted)
+		rep.Unchanged += project.Unchanged(again)
+	}
+	present := make([]string, 0, len(rows)-len(inserted))
+	for _, e := range rows {
+		if !inserted[e.Cur.ResultID] {
+			present = append(present, e.Cur.ResultID)
+		}
+	}
+	entries, err := loadRows(ctx, tx, present)
+	if err != nil {
+		return nil, err
+	}
+	execs.Add(project.Merge(recs, oldIdx, entries))
+	n, err := updateRows(ctx, tx, entries)
+	if err != nil {
+		return nil, err
+	}
+	rep.Updated += n
+	rep.Unchanged += project.Unchanged(entries)
+	return execs, nil
+}
+
+// sortedEntries returns the dirty entries, by result_id in byte order.
+func sortedEntries(entries map[string]*project.Entry) []*project.Entry {
+	rows := make([]*project.Entry, 0, len(entries))
+	for _, e := range entries {
+		if e.Dirty {
+			rows = append(rows, e)
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Cur.ResultID < rows[j].Cur.ResultID })
+	return rows
+}
+
+// insertOrLock inserts the rows that do not exist and locks, as FOR UPDATE would, those that
+// do ("DO UPDATE … WHERE false" updates nothing but locks the conflicting row; a row another
+// transaction is inserting is waited for). The rows go in the order given, so concurrent
+// batches take their locks in one order and never deadlock on each other. It returns the
+// result_ids it inserted.
+const insertOrLockRows = `INSERT INTO execution_results (result_id, request_id, exec_id, pc_id, exit_code,
+	stdout, stderr, started_at, finished_at, recorded_at, job_id, version, reaped, parent_result_id, skipped)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[],
+		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int4[], $14::text[], $15::int4[])
+	ON CONFLICT (result_id) DO UPDATE SET result_id = excluded.result_id WHERE false
+	RETURNING result_id`
+
+func insertOrLock(ctx context.Context, tx pgx.Tx, rows []*project.Entry) (map[string]bool, error) {
+	c := newColumns(len(rows))
+	for _, e := range rows {
+		c.add(&e.Cur, true)
+	}
+	res, err := tx.Query(ctx, insertOrLockRows, c.id, c.request, c.exec, c.pc, c.exit, c.stdout, c.stderr,
+		c.started, c.finished, c.recorded, c.job, c.version, c.reaped, c.parent, c.skipped)
+	if err != nil {
+		return nil, fmt.Errorf("insert rows: %w", err)
+	}
+	inserted := make(map[string]bool, len(rows))
+	var id string
+	_, err = pgx.ForEachRow(res, []any{&id}, func() error {
+		inserted[id] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("insert rows: %w", err)
+	}
+	return inserted, nil
+}
+
+// columns are rows as one array per column, for unnest.
+type columns struct {
+	id, request, pc, started, recorded, stdout, stderr []string
+	exec, finished, job, version, parent               []pgtype.Text
+	exit                                               []pgtype.Int4
+	reaped, skipped                                    []int32
+	textSet                                            []bool
+}
+
+func newColumns(n int) *columns {
+	return &columns{
+		id: make([]string, 0, n), request: make([]string, 0, n), pc: make([]string, 0, n),
+		started: make([]string, 0, n), recorded: make([]string, 0, n), stdout: make([]string, 0, n),
+		stderr: make([]string, 0, n), exec: make([]pgtype.Text, 0, n), finished: make([]pgtype.Text, 0, n),
+		job: make([]pgtype.Text, 0, n), version: make([]pgtype.Text, 0, n), parent: make([]pgtype.Text, 0, n),
+		exit: make([]pgtype.Int4, 0, n), reaped: make([]int32, 0, n), skipped: make([]int32, 0, n),
+		textSet: make([]bool, 0, n),
+	}
+}
+
+func (c *columns) add(r *project.Row, text bool) {
+	c.id = append(c.id, r.ResultID)
+	c.request = append(c.request, r.RequestID)
+	c.pc = append(c.pc, r.PCID)
+	c.started = append(c.started, r.StartedAt)
+	c.recorded = append(c.recorded, r.RecordedAt)
+	c.exec = append(c.exec, nullable(r.ExecID))
+	c.finished = append(c.finished, nullable(r.FinishedAt))
+	c.job = append(c.job, nullable(r.JobID))
+	c.version = append(c.version, nullable(r.Version))
+	c.parent = append(c.parent, nullable(r.ParentResultID))
+	c.exit = append(c.exit, pgtype.Int4{Int32: r.ExitCode, Valid: r.Finished})
+	c.reaped = append(c.reaped, flag(r.Reaped))
+	c.skipped = append(c.skipped, flag(r.Skipped))
+	c.textSet = append(c.textSet, r.TextSet)
+	if text && r.TextSet {
+		c.stdout = append(c.stdout, r.Stdout)
+		c.stderr = append(c.stderr, r.Stderr)
+	} else {
+		c.stdout = append(c.stdout, "")
+		c.stderr = append(c.stderr, "")
+	}
+}
+
+func nullable(s string) pgtype.Text { return pgtype.Text{String: s, Valid: s != ""} }
+
+func flag(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+const selectRows = `SELECT result_id, request_id, coalesce(exec_id, ''), pc_id, coalesce(exit_code, 0),
+	started_at, coalesce(finished_at, ''), recorded_at, coalesce(job_id, ''), coalesce(version, ''),
+	reaped, coalesce(parent_result_id, ''), skipped
+	FROM execution_results WHERE result_id = ANY($1::text[])`
+
+// loadRows reads the rows of ids, which this transaction has locked. stdout and stderr are
+// not read.
+func loadRows(ctx context.Context, tx pgx.Tx, ids []string) (map[string]*project.Entry, error) {
+	entries := make(map[string]*project.Entry, len(ids))
+	res, err := tx.Query(ctx, selectRows, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load rows: %w", err)
+	}
+	var (
+		r               project.Row
+		reaped, skipped int32
+	)
+	_, err = pgx.ForEachRow(res, []any{&r.ResultID, &r.RequestID, &r.ExecID, &r.PCID, &r.ExitCode,
+		&r.StartedAt, &r.FinishedAt, &r.RecordedAt, &r.JobID, &r.Version, &reaped, &r.ParentResultID, &skipped},
+		func() error {
+			row := r
+			row.Reaped, row.Skipped = reaped != 0, skipped != 0
+			row.Finished = row.FinishedAt != ""
+			entries[row.ResultID] = &project.Entry{Cur: row, Existed: true}
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("load rows: %w", err)
+	}
+	return entries, nil
+}
+
+// updateRow writes merged rows over their stored ones; stdout and stderr only where the merge
+// set the outcome (they are never read back).
+const updateRowsSQL = `UPDATE execution_results e SET request_id = u.request_id, exec_id = u.exec_id,
+	exit_code = u.exit_code, finished_at = u.finished_at, recorded_at = u.recorded_at, job_id = u.job_id,
+	version = u.version, reaped = u.reaped, parent_result_id = u.parent_result_id, skipped = u.skipped,
+	stdout = CASE WHEN u.text_set THEN u.stdout ELSE e.stdout END,
+	stderr = CASE WHEN u.text_set THEN u.stderr ELSE e.stderr END
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[], $7::text[],
+		$8::text[], $9::int4[], $10::text[], $11::int4[], $12::bool[], $13::text[], $14::text[])
+		AS u(result_id, request_id, exec_id, exit_code, finished_at, recorded_at, job_id, version,
+			reaped, parent_result_id, skipped, text_set, stdout, stderr)
+	WHERE e.result_id = u.result_id`
+
+// updateRows writes the dirty entries (all present and locked) and returns how many.
+func updateRows(ctx context.Context, tx pgx.Tx, entries map[string]*project.Entry) (int, error) {
+	rows := sortedEntries(entries)
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	c := newColumns(len(rows))
+	for _, e := range rows {
+		c.add(&e.Cur, true)
+	}
+	tag, err := tx.Exec(ctx, updateRowsSQL, c.id, c.request, c.exec, c.exit, c.finished, c.recorded, c.job,
+		c.version, c.reaped, c.parent, c.skipped, c.textSet, c.stdout, c.stderr)
+	if err != nil {
+		return 0, fmt.Errorf("update rows: %w", err)
+	}
+	if int(tag.RowsAffected()) != len(rows) { // locked rows cannot vanish; never lose a merge silently
+		return 0, fmt.Errorf("update rows: %d of %d rows updated", tag.RowsAffected(), len(rows))
+	}
+	return len(rows), nil
+}
+
+const (
+	markRunning = `UPDATE executions SET status = 'running' WHERE exec_id = $1 AND status = 'pending'`
+	bumpCounts  = `UPDATE executions SET
+		success_count = success_count + $1,
+		failure_count = failure_count + $2,
+		status = CASE
+			WHEN status = 'expired' THEN status
+			WHEN success_count + failure_count + $3 >= target_count THEN 'completed'
+			ELSE 'running' END
+		WHERE exec_id = $4`
+)
+
+// writeExecutions applies each execution's delta, in exec_id order (the lock order after the
+// rows'), pending → running first, as sink does. Each update is atomic on the row's latest
+// version: a concurrent batch's bump is added to, never overwritten. A missing executions row
+// is a no-op.
+func writeExecutions(ctx context.Context, tx pgx.Tx, execs project.Deltas) error {
+	ids := make([]string, 0, len(execs))
+	for id := range execs {
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	sort.Strings(ids)
+	b := &pgx.Batch{}
+	for _, id := range ids {
+		d := execs[id]
+		if d.Started {
+			b.Queue(markRunning, id)
+		}
+		if n := d.Success + d.Failure; n > 0 {
+			b.Queue(bumpCounts, d.Success, d.Failure, n, id)
+		}
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("count results: %w", err)
+	}
+	return nil
+}
+
+// insertDeadLetter is sink's: a message is recorded once per (stream, incarnation, sequence),
+// and a row of unknown incarnation with the same stream, sequence and publish time is the same
+// message.
+const insertDeadLetter = `INSERT INTO dead_letters (stream, stream_created, stream_seq, subject, reason,
+	payload, headers, recorded_at) SELECT $1::text, $2::text, $3::bigint, $4::text, $5::text, $6::bytea, $7::bytea, $8::text
+	WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE stream = $1 AND stream_seq = $3
+		AND recorded_at = $8 AND (stream_created = '' OR $2 = ''))
+	ON CONFLICT (stream, stream_created, stream_seq) DO NOTHING`
+
+// writeDeadLetters records recs[dead...] once each, payload and headers byte for byte, in
+// (stream, sequence) order.
+func writeDeadLetters(ctx context.Context, tx pgx.Tx, recs []codec.Record, dead []int, reasons []error) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	sorted := append([]int(nil), dead...)
+	sort.Slice(sorted, func(a, b int) bool {
+		ra, rb := &recs[sorted[a]], &recs[sorted[b]]
+		if ra.Stream != rb.Stream {
+			return ra.Stream < rb.Stream
+		}
+		return ra.Seq < rb.Seq
+	})
+	b := &pgx.Batch{}
+	for _, i := range sorted {
+		r := &recs[i]
+		payload := r.Payload
+		if payload == nil {
+			payload = []byte{} // an empty payload is an empty bytea, never NULL
+		}
+		b.Queue(insertDeadLetter, r.Stream, streamCreatedText(r.StreamCreated), int64(r.Seq), r.Subject,
+			reasons[i].Error(), payload, sink.EncodeHeader(r.Header), r.RecordedAtText())
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("dead letters: %w", err)
+	}
+	return nil
+}
+
+// streamCreatedText is the dead_letters.stream_created of a record: "" when unknown.
+func streamCreatedText(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return codec.FormatTime(t)
+}
+
+// lockKey is not used by writes (rows lock themselves); it names the advisory lock that
+// serialises migrations and the replay reset across replicas.
+func lockKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("fanin/" + name))
+	return int64(h.Sum64())
+}
