@@ -2,7 +2,7 @@ package pgsink
 
 import (
 	"context"
-		"strings"
+	"strings"
 	"testing"
 	"time"
 
