@@ -2,6 +2,7 @@ package pgsink
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -36,4 +37,15 @@ func openStoreNoMigrate(t *testing.T, url string) *Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+func openSQLiteRW(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	return db
 }
