@@ -211,4 +211,3 @@ func TestConcurrentBatchesOnTheSameRunsCountEachOnce(t *testing.T) {
 		t.Fatalf("summary %+v: want %d successes, %d failures, completed", sum, pcs/2, pcs/2)
 	}
 }
-
