@@ -14,14 +14,17 @@ import (
 	"fanin/internal/broker"
 	"fanin/internal/fault"
 	"fanin/internal/output"
+	"fanin/internal/pgsink"
 	"fanin/internal/sink"
 	"fanin/internal/telemetry"
 )
 
 // config is everything the flags set.
 type config struct {
-	NATS            broker.ConnConfig
-	DB              sink.Config
+	NATS broker.ConnConfig
+	DB   sink.Config
+	// PG is the PostgreSQL store's configuration, used when --db is a connection string.
+	PG              pgsink.Config
 	Events, Results batch.Config
 	Output          output.Config
 	LogLevel        string
@@ -120,7 +123,7 @@ func (fs *flagSet) envVar(name, env string) { fs.env[name] = env }
 // ingestFlags registers the flags of "run" (also used by "demo" and "migrate" for the
 // subsets they need) and returns the config they fill.
 func ingestFlags(fs *flagSet) *config {
-	c := &config{DB: sink.DefaultConfig(), Events: batch.Started(), Results: batch.Results(),
+	c := &config{DB: sink.DefaultConfig(), PG: pgsink.DefaultConfig(), Events: batch.Started(), Results: batch.Results(),
 		Output: output.DefaultConfig(), Telemetry: telemetry.DefaultConfig(), given: fs.given}
 
 	fs.StringVar(&c.NATS.URL, "nats-url", "nats://127.0.0.1:4222", "NATS server `URLs`, comma-separated: nats://, tls://, ws:// or wss://, or host:port for nats://\n(without --embedded-nats)")
@@ -134,7 +137,7 @@ func ingestFlags(fs *flagSet) *config {
 	fs.StringVar(&c.NATS.TLSKey, "nats-tls-key", "", "client private key `PEM` file, for mutual TLS")
 	fs.envVar("nats-tls-key", "NATS_KEY")
 
-	fs.StringVar(&c.DB.Path, "db", c.DB.Path, "SQLite database `file` (created with mode 0600; its directory must exist)")
+	fs.StringVar(&c.DB.Path, "db", c.DB.Path, "SQLite database `file` (created with mode 0600; its directory must exist), or a PostgreSQL\nconnection string: postgres://user@host/db?sslmode=verify-full, or libpq's host=… dbname=…;\nPG* variables (PGPASSWORD, PGPASSFILE, PGSSLMODE…) and ~/.pgpass fill what it leaves out")
 	fs.envVar("db", "FANIN_DB")
 	fs.StringVar(&c.DB.Sync, "sync", c.DB.Sync, "`full`: fsync every commit, an ack means the row survives a power cut or OS crash;\nnormal: fsync only at WAL checkpoints, faster, but a power cut or OS crash loses everything\ncommitted since the last checkpoint, up to the WAL's 64 MiB, although those messages were acked\nand are not redelivered; on a new database, the schema too. A process crash loses nothing in\neither mode")
 	fs.envVar("sync", "FANIN_SYNC")
@@ -215,8 +218,8 @@ func (c *config) finish() error {
 	if c.StatsInterval < 0 {
 		return errors.New("--stats-interval must not be negative")
 	}
-	if err := c.DB.Validate(); err != nil {
-		return flagError("db", err)
+	if err := c.validateDB(); err != nil {
+		return err
 	}
 	if err := c.checkNATS(); err != nil {
 		return err
@@ -321,6 +324,9 @@ var settingFlags = map[setting]string{
 	{"db", "Sync"}:         "--sync",
 	{"db", "BusyTimeout"}:  "",
 	{"db", "CacheSizeMiB"}: "",
+
+	{"pg", "URL"}:      "--db",
+	{"pg", "MaxConns"}: "",
 
 	{"events", "Stream"}:         "--events-stream",
 	{"events", "Durable"}:        "--events-durable",

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,8 +58,8 @@ func (c Config) Validate() error {
 // postgres:// or postgresql:// URL, or libpq's key=value form (a word, '=', …: "host=db1
 // dbname=fanin").
 func IsConnString(s string) bool {
-	if u, err := url.Parse(s); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		return true
+	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
+		return true // even when it does not parse: an error about it, not a file of that name
 	}
 	for _, k := range []string{"host=", "hostaddr=", "dbname=", "user=", "port=", "service=", "sslmode=", "password=", "passfile="} {
 		if len(s) >= len(k) && s[:len(k)] == k {
@@ -126,12 +127,29 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 func (s *Store) Name() string { return s.name }
 
 // DisplayName renders a connection's settings without secrets: postgres://user@host:port/db.
+// A unix socket directory is shown as the host query parameter, as libpq writes it.
 func DisplayName(cc *pgx.ConnConfig) string {
-	hosts := net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))
-	for _, fb := range cc.Fallbacks {
-		hosts += "," + net.JoinHostPort(fb.Host, strconv.Itoa(int(fb.Port)))
+	var hosts, sockets []string
+	seen := map[string]bool{}
+	add := func(host string, port uint16) {
+		if seen[host+":"+strconv.Itoa(int(port))] {
+			return // sslmode=prefer tries each host twice, with TLS and without
+		}
+		seen[host+":"+strconv.Itoa(int(port))] = true
+		if strings.HasPrefix(host, "/") {
+			sockets = append(sockets, host)
+			return
+		}
+		hosts = append(hosts, net.JoinHostPort(host, strconv.Itoa(int(port))))
 	}
-	u := url.URL{Scheme: "postgres", User: url.User(cc.User), Host: hosts, Path: "/" + cc.Database}
+	add(cc.Host, cc.Port)
+	for _, fb := range cc.Fallbacks {
+		add(fb.Host, fb.Port)
+	}
+	u := url.URL{Scheme: "postgres", User: url.User(cc.User), Host: strings.Join(hosts, ","), Path: "/" + cc.Database}
+	if len(sockets) > 0 {
+		u.RawQuery = "host=" + strings.Join(sockets, ",")
+	}
 	return u.String()
 }
 
@@ -179,4 +197,14 @@ func (s *Store) Ready(ctx context.Context) error {
 		return fmt.Errorf("%s is read-only (a standby after a failover? list every host and add target_session_attrs=read-write)", s.name)
 	}
 	return nil
+}
+
+// Display is the database c names as logs may show it (see DisplayName), or a placeholder when
+// c.URL does not parse.
+func (c Config) Display() string {
+	cc, err := pgx.ParseConfig(c.URL)
+	if err != nil {
+		return "postgresql (connection string does not parse)"
+	}
+	return DisplayName(cc)
 }

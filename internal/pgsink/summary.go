@@ -78,3 +78,22 @@ func (s *Store) countResults(ctx context.Context, execID string) (sink.ResultCou
 	}
 	return c, nil
 }
+
+// DeleteBroadcast removes one broadcast's rows — its executions row, its execution_results
+// (by exec_id or request_id) and the dead letters on its subjects — so that `ingest demo` can
+// run again on the same database. The ingester never calls it.
+func (s *Store) DeleteBroadcast(ctx context.Context, execID, requestID string) error {
+	if !s.enter() {
+		return ErrClosed
+	}
+	defer s.leave()
+	b := &pgx.Batch{}
+	b.Queue(`DELETE FROM execution_results WHERE exec_id = $1 OR request_id = $2`, execID, requestID)
+	b.Queue(`DELETE FROM executions WHERE exec_id = $1`, execID)
+	b.Queue(`DELETE FROM dead_letters WHERE subject = $1 OR starts_with(subject, $2)`,
+		"results."+requestID, "events.started."+execID+".")
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("delete broadcast %s: %w", execID, redacted(err, s.cfg.URL))
+	}
+	return nil
+}
