@@ -21,10 +21,9 @@ import (
 
 // config is everything the flags set.
 type config struct {
-	NATS broker.ConnConfig
-	DB   sink.Config
-	// PG is the PostgreSQL store's configuration, used when --db is a connection string.
-	PG              pgsink.Config
+	NATS            broker.ConnConfig
+	DB              sink.Config
+	PG              pgsink.Config // used when --db is a PostgreSQL connection string
 	Events, Results batch.Config
 	Output          output.Config
 	LogLevel        string
