@@ -175,6 +175,7 @@ func (r *report) finish() {
 			fmt.Sprintf("%.0f msg/s traced (always sample) vs %.0f untraced", tr.Rate, f.Rate))
 	}
 	r.largeOutput(f)
+	r.postgresBar()
 	var full *row
 	for i := range r.Rows {
 		if r.Rows[i].Mode == modeFanin && r.Rows[i].Prefill > 0 {
