@@ -17,6 +17,7 @@ import (
 	"pgregory.net/rapid"
 
 	"fanin/internal/codec"
+	"fanin/internal/fault"
 )
 
 type pub struct {
@@ -152,9 +153,15 @@ func TestThreeConcurrentWritersGiveTheTablesOfOneWriter(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for _, b := range work[w] {
-					if _, err := pg.Write(ctx, b); err != nil {
-						errs <- fmt.Errorf("writer %d: %w", w, err)
-						return
+					for { // a transient error is naked and redelivered: written again
+						_, err := pg.Write(ctx, b)
+						if err == nil {
+							break
+						}
+						if fault.IsPermanent(err) {
+							errs <- fmt.Errorf("writer %d: %w", w, err)
+							return
+						}
 					}
 				}
 			}()
@@ -195,9 +202,17 @@ func TestConcurrentBatchesOnTheSameRunsCountEachOnce(t *testing.T) {
 			}
 			size := 7 + 13*w
 			for i := 0; i < len(mine); i += size {
-				if _, err := s.Write(context.Background(), mine[i:min(i+size, len(mine))]); err != nil {
-					t.Errorf("writer %d: %v", w, err)
-					return
+				// A transient error (a race lost too often) is naked and redelivered by the loop:
+				// here, written again.
+				for {
+					_, err := s.Write(context.Background(), mine[i:min(i+size, len(mine))])
+					if err == nil {
+						break
+					}
+					if fault.IsPermanent(err) {
+						t.Errorf("writer %d: %v", w, err)
+						return
+					}
 				}
 			}
 		}()

@@ -25,7 +25,8 @@ func classify(err error) error {
 		return err
 	}
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
+	var race *errRace
+	if !errors.As(err, &pe) || errors.As(err, &race) {
 		return err
 	}
 	switch {
@@ -35,9 +36,14 @@ func classify(err error) error {
 	return err
 }
 
-// retryable reports whether err is a serialization failure (40001) or a deadlock (40P01): the
-// transaction lost a race and is tried again at once, up to maxAttempts.
+// retryable reports whether err is a serialization failure (40001), a deadlock (40P01), or a
+// row another transaction inserted under this one (errRace): the transaction lost a race and
+// is tried again, up to maxAttempts.
 func retryable(err error) bool {
+	var race *errRace
+	if errors.As(err, &race) {
+		return true
+	}
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }

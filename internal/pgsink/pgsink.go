@@ -2,13 +2,15 @@
 // and dead letters as package sink's SQLite store, written by any number of replicas on any
 // number of hosts at once.
 //
-// Each batch is one transaction (READ COMMITTED). Its rows are locked in one fixed order —
-// result_id byte order, by the single INSERT … ON CONFLICT DO UPDATE … WHERE false statement
-// that inserts the rows that do not exist yet and locks those that do — before any is read, and
-// the executions' counters are bumped afterwards in exec_id order: two batches touching the
-// same run serialise on its row instead of both merging into a stale copy, and no two fanin
-// transactions can wait on each other in a cycle. A deadlock with another writer (a reaper
-// locking in another order) or a serialization failure is retried a few times inside Write.
+// Each batch is one transaction (READ COMMITTED). It first locks and reads the rows its records
+// touch, in one fixed order (result_id byte order: SELECT … ORDER BY result_id FOR UPDATE), so
+// two batches touching the same run take turns on its row instead of both merging into a stale
+// copy; it merges the records with the shared rules, COPYs the new rows into the table (the
+// bulk path), updates the changed ones, and bumps the executions' counters in exec_id order
+// (atomic count = count + n). A row another transaction inserted between the read and the COPY
+// fails the COPY with a unique violation: a lost race, like a deadlock or a serialization
+// failure with another writer (a reaper locking in another order), and the transaction is
+// tried again a few times inside Write before the error is returned as transient.
 package pgsink
 
 import (

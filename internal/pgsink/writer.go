@@ -2,12 +2,16 @@ package pgsink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"fanin/internal/codec"
@@ -19,7 +23,7 @@ import (
 
 // maxAttempts is how many times one transaction is tried when it loses a race (a deadlock, a
 // serialization failure) before Write gives up with a transient error.
-const maxAttempts = 5
+const maxAttempts = 8
 
 // tally is what the transactions of one Write did so far.
 type tally struct {
@@ -115,7 +119,7 @@ func (s *Store) writeRetry(ctx context.Context, recs []codec.Record, idx []int, 
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		case <-time.After(time.Duration(attempt)*2*time.Millisecond + time.Duration(rand.IntN(5000))*time.Microsecond):
 		}
 	}
 }
@@ -167,60 +171,43 @@ func (s *Store) writeTx(ctx context.Context, recs []codec.Record, idx []int, t *
 	return nil
 }
 
-// writeResults projects recs[good...] into execution_results. Every record's row is first
-// merged as if it did not exist, and all of them go to one statement that inserts the absent
-// rows and locks the present ones, in result_id order (the one lock order of every fanin
-// transaction). Only the rows that were present are then read, merged again from their
-// stored state, and updated where they changed.
+// writeResults projects recs[good...] into execution_results: it locks and reads the rows the
+// records touch (result_id order, the one lock order of every fanin transaction), merges the
+// records into them by the projection rules, COPYs the new rows straight into the table and
+// updates the changed ones.
+//
+// A row another transaction inserts between the read and the COPY (the same run, in a batch of
+// the other projection or another replica) makes the COPY fail with a unique violation once
+// that transaction commits: that is a race, not the data, and the transaction is tried again,
+// when the read finds and locks the row.
 func writeResults(ctx context.Context, tx pgx.Tx, recs []codec.Record, good []int, rep *counts) (project.Deltas, error) {
 	if len(good) == 0 {
 		return project.Deltas{}, nil
 	}
-	fresh := make(map[string]*project.Entry, len(good))
-	execs := project.Merge(recs, good, fresh)
-	rows := sortedEntries(fresh)
-	inserted, err := insertOrLock(ctx, tx, rows)
+	ids := project.ResultIDs(recs, good)
+	sort.Strings(ids)
+	ids = slices.Compact(ids)
+	entries, err := lockRows(ctx, tx, ids)
 	if err != nil {
 		return nil, err
 	}
-	if len(inserted) == len(rows) {
-		rep.Inserted += len(rows)
-		rep.Unchanged += project.Unchanged(fresh)
-		return execs, nil
-	}
-	// Some rows were there: what the batch owes is what it owes its new rows plus what it owes
-	// the present ones merged from their stored state.
-	var newIdx, oldIdx []int
-	for _, i := range good {
-		if inserted[project.ResultID(&recs[i])] {
-			newIdx = append(newIdx, i)
+	execs := project.Merge(recs, good, entries)
+	var fresh, changed []*project.Entry
+	for _, e := range sortedEntries(entries) {
+		if e.Existed {
+			changed = append(changed, e)
 		} else {
-			oldIdx = append(oldIdx, i)
+			fresh = append(fresh, e)
 		}
 	}
-	execs = project.Deltas{}
-	if len(newIdx) > 0 {
-		again := make(map[string]*project.Entry, len(inserted))
-		execs.Add(project.Merge(recs, newIdx, again))
-		rep.Inserted += len(inserted)
-		rep.Unchanged += project.Unchanged(again)
-	}
-	present := make([]string, 0, len(rows)-len(inserted))
-	for _, e := range rows {
-		if !inserted[e.Cur.ResultID] {
-			present = append(present, e.Cur.ResultID)
-		}
-	}
-	entries, err := loadRows(ctx, tx, present)
-	if err != nil {
+	if err := copyRows(ctx, tx, fresh); err != nil {
 		return nil, err
 	}
-	execs.Add(project.Merge(recs, oldIdx, entries))
-	n, err := updateRows(ctx, tx, entries)
-	if err != nil {
+	if err := updateRows(ctx, tx, changed); err != nil {
 		return nil, err
 	}
-	rep.Updated += n
+	rep.Inserted += len(fresh)
+	rep.Updated += len(changed)
 	rep.Unchanged += project.Unchanged(entries)
 	return execs, nil
 }
@@ -237,38 +224,35 @@ func sortedEntries(entries map[string]*project.Entry) []*project.Entry {
 	return rows
 }
 
-// insertOrLock inserts the rows that do not exist and locks, as FOR UPDATE would, those that
-// do ("DO UPDATE … WHERE false" updates nothing but locks the conflicting row; a row another
-// transaction is inserting is waited for). The rows go in the order given, so concurrent
-// batches take their locks in one order and never deadlock on each other. It returns the
-// result_ids it inserted.
-const insertOrLockRows = `INSERT INTO execution_results (result_id, request_id, exec_id, pc_id, exit_code,
-	stdout, stderr, started_at, finished_at, recorded_at, job_id, version, reaped, parent_result_id, skipped)
-	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[],
-		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int4[], $14::text[], $15::int4[])
-	ON CONFLICT (result_id) DO UPDATE SET result_id = excluded.result_id WHERE false
-	RETURNING result_id`
+// errRace marks a unique violation of a row this transaction found absent: another one
+// inserted it meanwhile. retryable says to try again.
+type errRace struct{ err error }
 
-func insertOrLock(ctx context.Context, tx pgx.Tx, rows []*project.Entry) (map[string]bool, error) {
-	c := newColumns(len(rows))
-	for _, e := range rows {
-		c.add(&e.Cur, true)
-	}
-	res, err := tx.Query(ctx, insertOrLockRows, c.id, c.request, c.exec, c.pc, c.exit, c.stdout, c.stderr,
-		c.started, c.finished, c.recorded, c.job, c.version, c.reaped, c.parent, c.skipped)
-	if err != nil {
-		return nil, fmt.Errorf("insert rows: %w", err)
-	}
-	inserted := make(map[string]bool, len(rows))
-	var id string
-	_, err = pgx.ForEachRow(res, []any{&id}, func() error {
-		inserted[id] = true
+func (e *errRace) Error() string { return "row inserted concurrently: " + e.err.Error() }
+func (e *errRace) Unwrap() error { return e.err }
+
+var rowColumns = []string{"result_id", "request_id", "exec_id", "pc_id", "exit_code", "stdout", "stderr",
+	"started_at", "finished_at", "recorded_at", "job_id", "version", "reaped", "parent_result_id", "skipped"}
+
+// copyRows inserts new rows with COPY, PostgreSQL's bulk path, in result_id order.
+func copyRows(ctx context.Context, tx pgx.Tx, rows []*project.Entry) error {
+	if len(rows) == 0 {
 		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("insert rows: %w", err)
 	}
-	return inserted, nil
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"execution_results"}, rowColumns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+		r := &rows[i].Cur
+		return []any{r.ResultID, r.RequestID, nullable(r.ExecID), r.PCID, pgtype.Int4{Int32: r.ExitCode, Valid: r.Finished},
+			r.Stdout, r.Stderr, r.StartedAt, nullable(r.FinishedAt), r.RecordedAt, nullable(r.JobID), nullable(r.Version),
+			flag(r.Reaped), nullable(r.ParentResultID), flag(r.Skipped)}, nil
+	}))
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "execution_results_pkey" {
+		return fmt.Errorf("insert rows: %w", &errRace{err})
+	}
+	if err != nil {
+		return fmt.Errorf("insert rows: %w", err)
+	}
+	return nil
 }
 
 // columns are rows as one array per column, for unnest.
@@ -327,11 +311,11 @@ func flag(b bool) int32 {
 const selectRows = `SELECT result_id, request_id, coalesce(exec_id, ''), pc_id, coalesce(exit_code, 0),
 	started_at, coalesce(finished_at, ''), recorded_at, coalesce(job_id, ''), coalesce(version, ''),
 	reaped, coalesce(parent_result_id, ''), skipped
-	FROM execution_results WHERE result_id = ANY($1::text[])`
+	FROM execution_results WHERE result_id = ANY($1::text[]) ORDER BY result_id FOR UPDATE`
 
-// loadRows reads the rows of ids, which this transaction has locked. stdout and stderr are
-// not read.
-func loadRows(ctx context.Context, tx pgx.Tx, ids []string) (map[string]*project.Entry, error) {
+// lockRows locks and reads the rows of ids that exist, in result_id order (FOR UPDATE applies
+// after the ORDER BY). stdout and stderr are not read.
+func lockRows(ctx context.Context, tx pgx.Tx, ids []string) (map[string]*project.Entry, error) {
 	entries := make(map[string]*project.Entry, len(ids))
 	res, err := tx.Query(ctx, selectRows, ids)
 	if err != nil {
@@ -369,11 +353,10 @@ const updateRowsSQL = `UPDATE execution_results e SET request_id = u.request_id,
 			reaped, parent_result_id, skipped, text_set, stdout, stderr)
 	WHERE e.result_id = u.result_id`
 
-// updateRows writes the dirty entries (all present and locked) and returns how many.
-func updateRows(ctx context.Context, tx pgx.Tx, entries map[string]*project.Entry) (int, error) {
-	rows := sortedEntries(entries)
+// updateRows writes changed rows, all present and locked.
+func updateRows(ctx context.Context, tx pgx.Tx, rows []*project.Entry) error {
 	if len(rows) == 0 {
-		return 0, nil
+		return nil
 	}
 	c := newColumns(len(rows))
 	for _, e := range rows {
@@ -382,12 +365,12 @@ func updateRows(ctx context.Context, tx pgx.Tx, entries map[string]*project.Entr
 	tag, err := tx.Exec(ctx, updateRowsSQL, c.id, c.request, c.exec, c.exit, c.finished, c.recorded, c.job,
 		c.version, c.reaped, c.parent, c.skipped, c.textSet, c.stdout, c.stderr)
 	if err != nil {
-		return 0, fmt.Errorf("update rows: %w", err)
+		return fmt.Errorf("update rows: %w", err)
 	}
 	if int(tag.RowsAffected()) != len(rows) { // locked rows cannot vanish; never lose a merge silently
-		return 0, fmt.Errorf("update rows: %d of %d rows updated", tag.RowsAffected(), len(rows))
+		return fmt.Errorf("update rows: %d of %d rows updated", tag.RowsAffected(), len(rows))
 	}
-	return len(rows), nil
+	return nil
 }
 
 const (
