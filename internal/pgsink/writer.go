@@ -184,6 +184,12 @@ func writeResults(ctx context.Context, tx pgx.Tx, recs []codec.Record, good []in
 	if len(good) == 0 {
 		return project.Deltas{}, nil
 	}
+	if project.StartedOnly(recs, good) {
+		execs, ok, err := copyFresh(ctx, tx, recs, good, rep)
+		if ok || err != nil {
+			return execs, err
+		}
+	}
 	ids := project.ResultIDs(recs, good)
 	sort.Strings(ids)
 	ids = slices.Compact(ids)
@@ -210,6 +216,34 @@ func writeResults(ctx context.Context, tx pgx.Tx, recs []codec.Record, good []in
 	rep.Updated += len(changed)
 	rep.Unchanged += project.Unchanged(entries)
 	return execs, nil
+}
+
+// copyFresh writes a batch of started events as new rows, COPYed without reading anything
+// first: they usually come before their results, so their rows mostly do not exist yet. When
+// one does (a redelivery, a result first, another writer's row), the COPY fails with a unique
+// violation, is rolled back to before it, and ok is false: the caller then locks and reads
+// the rows. The COPY takes the rows in result_id order, as the read would.
+func copyFresh(ctx context.Context, tx pgx.Tx, recs []codec.Record, good []int, rep *counts) (_ project.Deltas, ok bool, _ error) {
+	fresh := make(map[string]*project.Entry, len(good))
+	execs := project.Merge(recs, good, fresh) // started events into absent rows owe no counts
+	rows := sortedEntries(fresh)
+	if _, err := tx.Exec(ctx, `SAVEPOINT fresh`); err != nil {
+		return nil, false, fmt.Errorf("savepoint: %w", err)
+	}
+	err := copyRows(ctx, tx, rows)
+	var race *errRace
+	switch {
+	case err == nil:
+		rep.Inserted += len(rows)
+		rep.Unchanged += project.Unchanged(fresh)
+		return execs, true, nil
+	case !errors.As(err, &race):
+		return nil, false, err
+	}
+	if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT fresh`); err != nil {
+		return nil, false, fmt.Errorf("rollback to savepoint: %w", err)
+	}
+	return nil, false, nil
 }
 
 // sortedEntries returns the dirty entries, by result_id in byte order.

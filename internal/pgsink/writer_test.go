@@ -151,3 +151,29 @@ func TestClassifyPostgresErrors(t *testing.T) {
 		t.Error("retryable: want deadlocks and serialization failures only")
 	}
 }
+
+// TestStartedBatchOverExistingRowsFallsBackToReadingThem: a batch of started events is COPYed
+// without a read; when some of its rows exist (a redelivery, a result first), the COPY is
+// rolled back and the rows are read and merged: nothing is duplicated, nothing lost.
+func TestStartedBatchOverExistingRowsFallsBackToReadingThem(t *testing.T) {
+	s, _ := newStore(t)
+	addExecution(t, s, "exec-1", 3)
+	st := func(id string, seq uint64) codec.Record {
+		return record(codec.KindStarted, seq, startedPayload(id, "exec-1", "PC-"+id), t0.Add(time.Duration(seq)*time.Second))
+	}
+	mustWrite(t, s, record(codec.KindResult, 1, resultPayload("c", "", "PC-c", 0, "out"), t0)) // a result first, no exec_id
+	if rep := mustWrite(t, s, st("a", 1), st("b", 2)); rep.Inserted != 2 {
+		t.Fatalf("fresh started batch: %+v", rep)
+	}
+	rep := mustWrite(t, s, st("b", 2), st("a", 1), st("c", 3), st("d", 4))
+	if rep.Inserted != 1 || rep.Updated != 1 || rep.Unchanged != 2 {
+		t.Fatalf("report %+v: want d inserted, c updated (exec_id filled), a and b unchanged", rep)
+	}
+	sum, err := s.Summary(context.Background(), "exec-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Results.Rows != 4 || sum.Succeeded != 1 || sum.Status != "running" {
+		t.Fatalf("summary %+v: want 4 rows, c counted once its started event filled exec_id", sum)
+	}
+}
