@@ -268,17 +268,36 @@ func (e *errRace) Unwrap() error { return e.err }
 var rowColumns = []string{"result_id", "request_id", "exec_id", "pc_id", "exit_code", "stdout", "stderr",
 	"started_at", "finished_at", "recorded_at", "job_id", "version", "reaped", "parent_result_id", "skipped"}
 
+// inFlightColumns are the columns of a row only started events made.
+var inFlightColumns = []string{"result_id", "request_id", "exec_id", "pc_id", "started_at", "recorded_at", "job_id", "version"}
+
 // copyRows inserts new rows with COPY, PostgreSQL's bulk path, in result_id order.
 func copyRows(ctx context.Context, tx pgx.Tx, rows []*project.Entry) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"execution_results"}, rowColumns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-		r := &rows[i].Cur
-		return []any{r.ResultID, r.RequestID, nullable(r.ExecID), r.PCID, pgtype.Int4{Int32: r.ExitCode, Valid: r.Finished},
-			r.Stdout, r.Stderr, r.StartedAt, nullable(r.FinishedAt), r.RecordedAt, nullable(r.JobID), nullable(r.Version),
-			flag(r.Reaped), nullable(r.ParentResultID), flag(r.Skipped)}, nil
-	}))
+	inFlight := true // only started events so far: the outcome's columns keep their defaults
+	for _, e := range rows {
+		inFlight = inFlight && !e.Cur.Finished && !e.Cur.Reaped && e.Cur.ParentResultID == ""
+	}
+	var src pgx.CopyFromSource
+	cols := rowColumns
+	if inFlight {
+		cols = inFlightColumns
+		src = pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+			r := &rows[i].Cur
+			return []any{r.ResultID, r.RequestID, nullable(r.ExecID), r.PCID, r.StartedAt, r.RecordedAt,
+				nullable(r.JobID), nullable(r.Version)}, nil
+		})
+	} else {
+		src = pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+			r := &rows[i].Cur
+			return []any{r.ResultID, r.RequestID, nullable(r.ExecID), r.PCID, pgtype.Int4{Int32: r.ExitCode, Valid: r.Finished},
+				r.Stdout, r.Stderr, r.StartedAt, nullable(r.FinishedAt), r.RecordedAt, nullable(r.JobID), nullable(r.Version),
+				flag(r.Reaped), nullable(r.ParentResultID), flag(r.Skipped)}, nil
+		})
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"execution_results"}, cols, src)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "execution_results_pkey" {
 		return fmt.Errorf("insert rows: %w", &errRace{err})
