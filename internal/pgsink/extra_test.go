@@ -3,6 +3,7 @@ package pgsink
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -48,4 +49,20 @@ func openSQLiteRW(t *testing.T, path string) *sql.DB {
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+func TestDisplayNameShowsNoPassword(t *testing.T) {
+	for cs, want := range map[string]string{
+		"postgres://fanin:s3cret@db1:5433/fanin?sslmode=disable":                     "postgres://fanin@db1:5433/fanin",
+		"host=/run/pg port=5433 user=fanin password=s3cret dbname=f sslmode=disable": "postgres://fanin@/f?host=/run/pg&port=5433",
+		"postgres://fanin:s3cret@db1,db2/fanin?sslmode=disable":                      "postgres://fanin@db1:5432,db2:5432/fanin",
+	} {
+		cfg := Config{URL: cs}
+		if got := cfg.Display(); got != want {
+			t.Errorf("Display(%q) = %q, want %q", cs, got, want)
+		}
+		if got := Redact("failed: "+cs, cs); strings.Contains(got, "s3cret") {
+			t.Errorf("Redact left the password: %q", got)
+		}
+	}
 }

@@ -151,6 +151,9 @@ func DisplayName(cc *pgx.ConnConfig) string {
 	u := url.URL{Scheme: "postgres", User: url.User(cc.User), Host: strings.Join(hosts, ","), Path: "/" + cc.Database}
 	if len(sockets) > 0 {
 		u.RawQuery = "host=" + strings.Join(sockets, ",")
+		if cc.Port != 5432 {
+			u.RawQuery += "&port=" + strconv.Itoa(int(cc.Port))
+		}
 	}
 	return u.String()
 }
