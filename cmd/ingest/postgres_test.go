@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"fanin/internal/fleettest"
 	"fanin/internal/natstest"
@@ -250,4 +251,51 @@ func TestPostgresRestartMidIngestLosesNothing(t *testing.T) {
 		t.Fatalf("summary %+v (%d dead letters): want %+v", sum, dead, want)
 	}
 	t.Logf("%d messages naked across the restarts", naked)
+}
+
+// TestPostgresIsObservableAsSQLite: the same metrics, transaction spans saying
+// db.system.name=postgresql, and /readyz answering from the database's probe.
+func TestPostgresIsObservableAsSQLite(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.ClientURL())
+	dbURL := pgURL(t)
+	cfg := testConfig(t, srv.ClientURL())
+	cfg.DB.Path, cfg.PG.URL = dbURL, dbURL
+	spans := tracetest.NewInMemoryExporter()
+	cfg.Telemetry.SpanExporter = spans
+	b := testBroadcast(200, 12)
+	r := startApp(t, cfg)
+	base := "http://" + r.server.Addr()
+	natstest.Eventually(t, 20*time.Second, "/readyz 200", func() bool {
+		code, _ := probe(t, base+"/readyz")
+		return code == 200
+	})
+	publishAll(t, js, b.Messages())
+	fleettest.WaitDrained(t, js, 30*time.Second)
+	inserted, _ := series(scrape(t, base+"/metrics"), "fanin_rows_written_total", map[string]string{"operation": "insert"})
+	if inserted != float64(b.PCs) {
+		t.Errorf("fanin_rows_written_total{operation=insert} = %v, want %d", inserted, b.PCs)
+	}
+	var tx int
+	for _, s := range spans.GetSpans() {
+		if s.Name != "transaction" {
+			continue
+		}
+		tx++
+		system := ""
+		for _, kv := range s.Attributes {
+			if kv.Key == "db.system.name" {
+				system = kv.Value.Emit()
+			}
+		}
+		if system != "postgresql" {
+			t.Fatalf("transaction span says db.system.name=%q, want postgresql", system)
+		}
+	}
+	if tx == 0 {
+		t.Error("no transaction span")
+	}
+	if code := r.stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
 }
