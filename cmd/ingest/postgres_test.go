@@ -299,3 +299,54 @@ func TestPostgresIsObservableAsSQLite(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 }
+
+// TestDeadLettersListAndReplayOnPostgres: the dead letters of a PostgreSQL database are
+// listed, replayed (payload and headers byte for byte) and deleted once republished, and the
+// ingester projects the replayed message.
+func TestDeadLettersListAndReplayOnPostgres(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.ClientURL())
+	dbURL := pgURL(t)
+	cfg := testConfig(t, srv.ClientURL())
+	cfg.DB.Path, cfg.PG.URL = dbURL, dbURL
+	ctx := context.Background()
+	r := startApp(t, cfg)
+	if _, err := js.Publish(ctx, "events.started.e.pc1", []byte("not json \xff")); err != nil {
+		t.Fatal(err)
+	}
+	fleettest.WaitDrained(t, js, 30*time.Second)
+	r.stop()
+
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `INSERT INTO dead_letters (stream, stream_seq, subject, reason, payload, headers, recorded_at)
+		VALUES ('EVENTS', 999, 'events.started.e.pc3', 'old bug', $1, $2, '2026-05-20T12:00:00.000000Z')`,
+		[]byte(`{"result_id":"r3","request_id":"q","exec_id":"e","pc_id":"pc3","started_at":"2026-05-20T12:00:00Z","manifest_id":"m","version":"1"}`),
+		[]byte("NATS/1.0\r\nX-Bin: a\xffb\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := Main(ctx, append(args, "--db", dbURL, "--nats-url", srv.ClientURL()), &out, &errb, env(nil))
+		return code, out.String() + errb.String()
+	}
+	if code, out := run("dead-letters"); code != 0 || !strings.Contains(out, "2 dead letters") || !strings.Contains(out, `"a\xffb"`) {
+		t.Fatalf("list: %d\n%s", code, out)
+	}
+	if code, out := run("dead-letters", "replay", "--reason", "old bug"); code != 0 || !strings.Contains(out, "replayed 1 of 1") {
+		t.Fatalf("replay: %d\n%s", code, out)
+	}
+	if code, out := run("dead-letters"); code != 0 || !strings.Contains(out, "1 dead letters") || strings.Contains(out, "old bug") {
+		t.Fatalf("after the replay: %d\n%s", code, out)
+	}
+	r = startApp(t, cfg)
+	natstest.Eventually(t, 30*time.Second, "the replayed message projected", func() bool {
+		var n int
+		conn.QueryRow(ctx, `SELECT count(*) FROM execution_results WHERE result_id = 'r3'`).Scan(&n)
+		return n == 1
+	})
+	r.stop()
+}
