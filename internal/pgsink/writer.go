@@ -129,15 +129,26 @@ type counts struct{ Inserted, Updated, Unchanged int }
 
 // writeTx writes recs[idx...] in one transaction and adds what it did to t. Records with an
 // error in t.rejected are dead-lettered with it as the reason; the others are projected.
+//
+// The transaction costs three round trips when nothing is in the way, as a bare COPY does:
+// BEGIN (with the savepoint of a started batch) in one, the rows (COPY, or read then COPY
+// and update), then the executions' counters, the dead letters and COMMIT sent together.
 func (s *Store) writeTx(ctx context.Context, recs []codec.Record, idx []int, t *tally) (err error) {
-	tx, err := s.pool.Begin(ctx)
+	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", classify(err))
 	}
+	c := pc.Conn()
 	defer func() {
-		if err != nil {
-			tx.Rollback(context.WithoutCancel(ctx))
+		if err != nil && !c.IsClosed() {
+			// A connection whose transaction cannot be ended is not given back to the pool.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if _, rerr := c.Exec(rctx, "ROLLBACK"); rerr != nil {
+				c.Close(rctx)
+			}
+			cancel()
 		}
+		pc.Release()
 	}()
 	var good, dead []int
 	for _, i := range idx {
@@ -147,19 +158,25 @@ func (s *Store) writeTx(ctx context.Context, recs []codec.Record, idx []int, t *
 			good = append(good, i)
 		}
 	}
+	fresh := project.StartedOnly(recs, good)
+	begin := "BEGIN"
+	if fresh {
+		begin = "BEGIN; SAVEPOINT fresh"
+	}
+	if _, err := c.Exec(ctx, begin); err != nil {
+		return fmt.Errorf("begin: %w", classify(err))
+	}
 	var rep counts
-	execs, err := writeResults(ctx, tx, recs, good, &rep)
+	execs, err := writeResults(ctx, c, recs, good, fresh, &rep)
 	if err != nil {
 		return classify(err)
 	}
-	if err := writeExecutions(ctx, tx, execs); err != nil {
-		return classify(err)
-	}
-	if err := writeDeadLetters(ctx, tx, recs, dead, t.rejected); err != nil {
-		return classify(err)
-	}
+	b := &pgx.Batch{}
+	queueExecutions(b, execs)
+	queueDeadLetters(b, recs, dead, t.rejected)
+	b.Queue("COMMIT")
 	start := time.Now()
-	if err := tx.Commit(ctx); err != nil {
+	if err := c.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("commit: %w", classify(err))
 	}
 	t.commit += time.Since(start)
@@ -180,11 +197,14 @@ func (s *Store) writeTx(ctx context.Context, recs []codec.Record, idx []int, t *
 // the other projection or another replica) makes the COPY fail with a unique violation once
 // that transaction commits: that is a race, not the data, and the transaction is tried again,
 // when the read finds and locks the row.
-func writeResults(ctx context.Context, tx pgx.Tx, recs []codec.Record, good []int, rep *counts) (project.Deltas, error) {
+//
+// fresh says the transaction holds the savepoint "fresh" and good are started events only:
+// they are COPYed without a read first (copyFresh).
+func writeResults(ctx context.Context, tx *pgx.Conn, recs []codec.Record, good []int, fresh bool, rep *counts) (project.Deltas, error) {
 	if len(good) == 0 {
 		return project.Deltas{}, nil
 	}
-	if project.StartedOnly(recs, good) {
+	if fresh {
 		execs, ok, err := copyFresh(ctx, tx, recs, good, rep)
 		if ok || err != nil {
 			return execs, err
@@ -198,38 +218,35 @@ func writeResults(ctx context.Context, tx pgx.Tx, recs []codec.Record, good []in
 		return nil, err
 	}
 	execs := project.Merge(recs, good, entries)
-	var fresh, changed []*project.Entry
+	var added, changed []*project.Entry
 	for _, e := range sortedEntries(entries) {
 		if e.Existed {
 			changed = append(changed, e)
 		} else {
-			fresh = append(fresh, e)
+			added = append(added, e)
 		}
 	}
-	if err := copyRows(ctx, tx, fresh); err != nil {
+	if err := copyRows(ctx, tx, added); err != nil {
 		return nil, err
 	}
 	if err := updateRows(ctx, tx, changed); err != nil {
 		return nil, err
 	}
-	rep.Inserted += len(fresh)
+	rep.Inserted += len(added)
 	rep.Updated += len(changed)
 	rep.Unchanged += project.Unchanged(entries)
 	return execs, nil
 }
 
 // copyFresh writes a batch of started events as new rows, COPYed without reading anything
-// first: they usually come before their results, so their rows mostly do not exist yet. When
+// first (after the savepoint writeTx sets): they usually come before their results, so their rows mostly do not exist yet. When
 // one does (a redelivery, a result first, another writer's row), the COPY fails with a unique
 // violation, is rolled back to before it, and ok is false: the caller then locks and reads
 // the rows. The COPY takes the rows in result_id order, as the read would.
-func copyFresh(ctx context.Context, tx pgx.Tx, recs []codec.Record, good []int, rep *counts) (_ project.Deltas, ok bool, _ error) {
+func copyFresh(ctx context.Context, tx *pgx.Conn, recs []codec.Record, good []int, rep *counts) (_ project.Deltas, ok bool, _ error) {
 	fresh := make(map[string]*project.Entry, len(good))
 	execs := project.Merge(recs, good, fresh) // started events into absent rows owe no counts
 	rows := sortedEntries(fresh)
-	if _, err := tx.Exec(ctx, `SAVEPOINT fresh`); err != nil {
-		return nil, false, fmt.Errorf("savepoint: %w", err)
-	}
 	err := copyRows(ctx, tx, rows)
 	var race *errRace
 	switch {
@@ -272,7 +289,7 @@ var rowColumns = []string{"result_id", "request_id", "exec_id", "pc_id", "exit_c
 var inFlightColumns = []string{"result_id", "request_id", "exec_id", "pc_id", "started_at", "recorded_at", "job_id", "version"}
 
 // copyRows inserts new rows with COPY, PostgreSQL's bulk path, in result_id order.
-func copyRows(ctx context.Context, tx pgx.Tx, rows []*project.Entry) error {
+func copyRows(ctx context.Context, tx *pgx.Conn, rows []*project.Entry) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -368,7 +385,7 @@ const selectRows = `SELECT result_id, request_id, coalesce(exec_id, ''), pc_id, 
 
 // lockRows locks and reads the rows of ids that exist, in result_id order (FOR UPDATE applies
 // after the ORDER BY). stdout and stderr are not read.
-func lockRows(ctx context.Context, tx pgx.Tx, ids []string) (map[string]*project.Entry, error) {
+func lockRows(ctx context.Context, tx *pgx.Conn, ids []string) (map[string]*project.Entry, error) {
 	entries := make(map[string]*project.Entry, len(ids))
 	res, err := tx.Query(ctx, selectRows, ids)
 	if err != nil {
@@ -407,7 +424,7 @@ const updateRowsSQL = `UPDATE execution_results e SET request_id = u.request_id,
 	WHERE e.result_id = u.result_id`
 
 // updateRows writes changed rows, all present and locked.
-func updateRows(ctx context.Context, tx pgx.Tx, rows []*project.Entry) error {
+func updateRows(ctx context.Context, tx *pgx.Conn, rows []*project.Entry) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -438,22 +455,18 @@ const (
 		WHERE exec_id = $4`
 )
 
-// writeExecutions applies each execution's delta, in exec_id order (the lock order after the
+// queueExecutions queues each execution's delta, in exec_id order (the lock order after the
 // rows'), pending → running first, as sink does. Each update is atomic on the row's latest
 // version: a concurrent batch's bump is added to, never overwritten. A missing executions row
 // is a no-op.
-func writeExecutions(ctx context.Context, tx pgx.Tx, execs project.Deltas) error {
+func queueExecutions(b *pgx.Batch, execs project.Deltas) {
 	ids := make([]string, 0, len(execs))
 	for id := range execs {
 		if id != "" {
 			ids = append(ids, id)
 		}
 	}
-	if len(ids) == 0 {
-		return nil
-	}
 	sort.Strings(ids)
-	b := &pgx.Batch{}
 	for _, id := range ids {
 		d := execs[id]
 		if d.Started {
@@ -463,10 +476,6 @@ func writeExecutions(ctx context.Context, tx pgx.Tx, execs project.Deltas) error
 			b.Queue(bumpCounts, d.Success, d.Failure, n, id)
 		}
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("count results: %w", err)
-	}
-	return nil
 }
 
 // insertDeadLetter is sink's: a message is recorded once per (stream, incarnation, sequence),
@@ -478,21 +487,17 @@ const insertDeadLetter = `INSERT INTO dead_letters (stream, stream_created, stre
 		AND recorded_at = $8 AND (stream_created = '' OR $2 = ''))
 	ON CONFLICT (stream, stream_created, stream_seq) DO NOTHING`
 
-// writeDeadLetters records recs[dead...] once each, payload and headers byte for byte, in
-// (stream, sequence) order.
-func writeDeadLetters(ctx context.Context, tx pgx.Tx, recs []codec.Record, dead []int, reasons []error) error {
-	if len(dead) == 0 {
-		return nil
-	}
+// queueDeadLetters queues recs[dead...], each recorded once, payload and headers byte for
+// byte, in (stream, sequence) order.
+func queueDeadLetters(b *pgx.Batch, recs []codec.Record, dead []int, reasons []error) {
 	sorted := append([]int(nil), dead...)
-	sort.Slice(sorted, func(a, b int) bool {
-		ra, rb := &recs[sorted[a]], &recs[sorted[b]]
-		if ra.Stream != rb.Stream {
-			return ra.Stream < rb.Stream
+	sort.Slice(sorted, func(a, c int) bool {
+		ra, rc := &recs[sorted[a]], &recs[sorted[c]]
+		if ra.Stream != rc.Stream {
+			return ra.Stream < rc.Stream
 		}
-		return ra.Seq < rb.Seq
+		return ra.Seq < rc.Seq
 	})
-	b := &pgx.Batch{}
 	for _, i := range sorted {
 		r := &recs[i]
 		payload := r.Payload
@@ -502,10 +507,6 @@ func writeDeadLetters(ctx context.Context, tx pgx.Tx, recs []codec.Record, dead 
 		b.Queue(insertDeadLetter, r.Stream, streamCreatedText(r.StreamCreated), int64(r.Seq), r.Subject,
 			reasons[i].Error(), payload, sink.EncodeHeader(r.Header), r.RecordedAtText())
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("dead letters: %w", err)
-	}
-	return nil
 }
 
 // streamCreatedText is the dead_letters.stream_created of a record: "" when unknown.
