@@ -46,6 +46,7 @@ type options struct {
 	InProcess    bool            `json:"in_process"`           // run the NATS server in this process
 	CPUProfile   string          `json:"cpuprofile,omitempty"` // CPU profile of the standard fanin run
 	TempDir      string          `json:"temp_dir,omitempty"`   // where the server and databases live ("" = os.TempDir())
+	Postgres     string          `json:"-"`                    // -pg: a server for the PostgreSQL modes (a user that may create databases)
 }
 
 func defaultOptions() options {
@@ -83,8 +84,11 @@ func (o options) validate() error {
 		return fmt.Errorf("-large-size must be between 1 KiB and %d bytes, not %d", output.DefaultConfig().MaxObjectBytes, o.LargeSize)
 	}
 	for _, m := range o.Modes {
-		if !slices.Contains([]string{modeDrain, modeSink, modePerMessage, modeFanin, modeFaninOutput}, m) {
-			return fmt.Errorf("-modes: unknown mode %q (drain, sink, per-message, fanin, fanin-output)", m)
+		if !slices.Contains([]string{modeDrain, modeSink, modePerMessage, modeFanin, modeFaninOutput}, m) && !isPostgresMode(m) {
+			return fmt.Errorf("-modes: unknown mode %q (drain, sink, per-message, fanin, fanin-output, postgres-native, postgres-sink, fanin-postgres)", m)
+		}
+		if isPostgresMode(m) && o.Postgres == "" {
+			return fmt.Errorf("-modes %s needs -pg (or $FANIN_BENCH_POSTGRES): a PostgreSQL server", m)
 		}
 		if m == modeFaninOutput && o.LargeOutput == 0 {
 			return errors.New("-modes fanin-output needs -large-output, e.g. 0.05")
@@ -202,6 +206,12 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 			res, err = fanin(ctx, e, s.mode, s.n, s.wait, s.prefill, s.profile)
 		case modeLive:
 			res, err = live(ctx, e, s.n, s.wait, opts.LiveRate, opts.LiveDuration)
+		case modePostgresNative:
+			res, err = postgresNative(ctx, e)
+		case modePostgresSink:
+			res, err = postgresSink(ctx, e, s.n)
+		case modeFaninPostgres:
+			res, err = faninPostgres(ctx, e, s.n, s.wait)
 		}
 		if err != nil {
 			prog.finish()
@@ -259,6 +269,7 @@ func main() {
 	fs.BoolVar(&opts.Progress, "progress", false, "draw the progress bar even when stderr is not a terminal")
 	fs.BoolVar(&opts.InProcess, "inprocess", false, "run the NATS server in this process (its CPU, heap and writes then count as the ingester's)")
 	fs.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the standard fanin run to this file (and of fanin-output to FILE.output)")
+	fs.StringVar(&opts.Postgres, "pg", os.Getenv("FANIN_BENCH_POSTGRES"), "PostgreSQL connection string for the postgres-native, postgres-sink and fanin-postgres modes\n(a user that may create databases; each mode gets its own, dropped after)")
 	fs.StringVar(&opts.TempDir, "tmp", "", "directory for the server's store and the databases (default: the system temp dir)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)

@@ -183,6 +183,7 @@ func (r *report) finish() {
 		r.inform("fanin with litestream ÷ without", ls.Rate/f.Rate,
 			fmt.Sprintf("%.0f vs %.0f msg/s; longest pause between acks %.0f vs %.0f ms; litestream's CPU %.0f%%", ls.Rate, f.Rate, ls.PauseMS, f.PauseMS, ls.SideCPUPct))
 	}
+	r.postgresBar()
 	var full *row
 	for i := range r.Rows {
 		if r.Rows[i].Mode == modeFanin && r.Rows[i].Prefill > 0 {

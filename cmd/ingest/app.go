@@ -26,7 +26,7 @@ type app struct {
 	cfg *config
 	log *slog.Logger
 
-	db    *sink.Sink
+	db    demoStore
 	emb   *broker.Embedded
 	nc    *broker.Conn
 	js    jetstream.JetStream
@@ -48,18 +48,19 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 			a.close(context.Background())
 		}
 	}()
-	if a.db, err = sink.Open(ctx, cfg.DB); err != nil {
+	if a.db, err = openDatabase(ctx, cfg); err != nil {
 		return nil, err
 	}
-	a.health.db.Store(a.db)
+	var rc readyChecker = a.db.(readyChecker)
+	a.health.db.Store(&rc)
 	applied, err := a.db.Migrate(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if len(applied) > 0 {
-		log.Info("migrated the database", "db", cfg.DB.Path, "versions", applied)
+		log.Info("migrated the database", "db", cfg.dbName(), "versions", applied)
 	}
-	if cfg.DB.Sync == sink.SyncNormal {
+	if !cfg.usePostgres() && cfg.DB.Sync == sink.SyncNormal {
 		log.Warn("--sync normal: a power cut or OS crash loses everything committed since the last WAL checkpoint (up to 64 MiB), although those messages were acked and are not redelivered; on a new database, the schema too")
 	}
 	if err := a.openTelemetry(ctx); err != nil {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"fanin/internal/sdnotify"
-	"fanin/internal/sink"
 	"fanin/internal/telemetry"
 )
 
@@ -29,7 +28,7 @@ Usage:
   ingest help             this text
 
 Each projection (started: EVENTS events.started.>, results: RESULTS results.>) fetches up to
---batch messages or whatever arrived within --wait, writes them in one SQLite transaction,
+--batch messages or whatever arrived within --wait, writes them in one transaction (SQLite or PostgreSQL),
 then acks them; a failed write is naked with a growing delay; poison goes to dead_letters.
 
 Exit codes: 0 after a clean stop (a signal, and the graceful shutdown completed: whatever was
@@ -187,7 +186,7 @@ func runUntilStopped(ctx context.Context, a *app) int {
 }
 
 func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	fs := newFlagSet("ingest migrate", "ingest migrate — apply the database migrations and exit.\n\nUsage:\n  ingest migrate [--db file]", stdout)
+	fs := newFlagSet("ingest migrate", "ingest migrate — apply the database migrations and exit.\n\nUsage:\n  ingest migrate [--db file|postgres://…]", stdout)
 	cfg := ingestFlags(fs)
 	if code := parseFlags(fs, args, stdout, stderr, getenv); code >= 0 {
 		return code
@@ -195,7 +194,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	if err := cfg.finish(); err != nil {
 		return usageError(stderr, err)
 	}
-	db, err := sink.Open(ctx, cfg.DB)
+	db, err := openDatabase(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "ingest: %v\n", err)
 		return 1
@@ -207,9 +206,9 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		return 1
 	}
 	if len(applied) == 0 {
-		fmt.Fprintf(stdout, "%s is up to date\n", cfg.DB.Path)
+		fmt.Fprintf(stdout, "%s is up to date\n", cfg.dbName())
 	} else {
-		fmt.Fprintf(stdout, "%s: applied migrations %v\n", cfg.DB.Path, applied)
+		fmt.Fprintf(stdout, "%s: applied migrations %v\n", cfg.dbName(), applied)
 	}
 	return 0
 }

@@ -97,8 +97,8 @@ func cmdDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		f.filter.StreamCreated = codec.FormatTime(t)
 	}
-	if err := cfg.DB.Validate(); err != nil {
-		fmt.Fprintf(stderr, "ingest: %v\n", flagError("db", err))
+	if err := cfg.validateDB(); err != nil {
+		fmt.Fprintf(stderr, "ingest: %v\n", err)
 		return 2
 	}
 	if sub == "purge" {
@@ -106,7 +106,7 @@ func cmdDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 			return usageError(stderr, err)
 		}
 	}
-	db, err := sink.Open(ctx, cfg.DB)
+	db, err := openDatabase(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "ingest: %v\n", err)
 		return 1
@@ -261,7 +261,7 @@ func quoteIfNeeded(s string) string {
 
 // replayDeadLetters republishes each dead letter and deletes it once JetStream acknowledged it.
 // It stops at the first failure; what was not replayed stays in the table.
-func replayDeadLetters(ctx context.Context, cfg *config, db *sink.Sink, dls []sink.DeadLetter, logw io.Writer) (int, error) {
+func replayDeadLetters(ctx context.Context, cfg *config, db deadLetterStore, dls []sink.DeadLetter, logw io.Writer) (int, error) {
 	if len(dls) == 0 {
 		return 0, nil
 	}

@@ -15,6 +15,7 @@ import (
 	"fanin/internal/broker"
 	"fanin/internal/fault"
 	"fanin/internal/output"
+	"fanin/internal/pgsink"
 	"fanin/internal/sink"
 	"fanin/internal/telemetry"
 )
@@ -23,6 +24,7 @@ import (
 type config struct {
 	NATS            broker.ConnConfig
 	DB              sink.Config
+	PG              pgsink.Config // used when --db is a PostgreSQL connection string
 	Events, Results batch.Config
 	Output          output.Config
 	LogLevel        string
@@ -126,7 +128,7 @@ func (fs *flagSet) envVar(name, env string) { fs.env[name] = env }
 // ingestFlags registers the flags of "run" (also used by "demo" and "migrate" for the
 // subsets they need) and returns the config they fill.
 func ingestFlags(fs *flagSet) *config {
-	c := &config{DB: sink.DefaultConfig(), Events: batch.Started(), Results: batch.Results(),
+	c := &config{DB: sink.DefaultConfig(), PG: pgsink.DefaultConfig(), Events: batch.Started(), Results: batch.Results(),
 		Output: output.DefaultConfig(), Telemetry: telemetry.DefaultConfig(), given: fs.given}
 
 	fs.StringVar(&c.NATS.URL, "nats-url", "nats://127.0.0.1:4222", "NATS server `URLs`, comma-separated: nats://, tls://, ws:// or wss://, or host:port for nats://\n(without --embedded-nats)")
@@ -140,7 +142,7 @@ func ingestFlags(fs *flagSet) *config {
 	fs.StringVar(&c.NATS.TLSKey, "nats-tls-key", "", "client private key `PEM` file, for mutual TLS")
 	fs.envVar("nats-tls-key", "NATS_KEY")
 
-	fs.StringVar(&c.DB.Path, "db", c.DB.Path, "SQLite database `file` (created with mode 0600, or --db-mode; its directory must exist)")
+	fs.StringVar(&c.DB.Path, "db", c.DB.Path, "SQLite database `file` (created with mode 0600, or --db-mode; its directory must exist), or a PostgreSQL\nconnection string: postgres://user@host/db?sslmode=verify-full, or libpq's host=… dbname=…;\nPG* variables (PGPASSWORD, PGPASSFILE, PGSSLMODE…) and ~/.pgpass fill what it leaves out")
 	fs.envVar("db", "FANIN_DB")
 	fs.Var((*fileMode)(&c.DB.Mode), "db-mode", "octal permission `mode` given to the database file and its -wal and -shm at every start, for\nreaders under other users: 0640 lets --db-group read, 0660 also lets it share the -shm (faster\nreads, but it may write). Unset: a new file is 0600, an existing one keeps its mode")
 	fs.envVar("db-mode", "FANIN_DB_MODE")
@@ -237,8 +239,8 @@ func (c *config) finish() error {
 	if c.StatsInterval < 0 {
 		return errors.New("--stats-interval must not be negative")
 	}
-	if err := c.DB.Validate(); err != nil {
-		return flagError("db", err)
+	if err := c.validateDB(); err != nil {
+		return err
 	}
 	if err := c.checkNATS(); err != nil {
 		return err
@@ -352,6 +354,9 @@ var settingFlags = map[setting]string{
 	{"db", "Sync"}:         "--sync",
 	{"db", "BusyTimeout"}:  "",
 	{"db", "CacheSizeMiB"}: "",
+
+	{"pg", "URL"}:      "--db",
+	{"pg", "MaxConns"}: "",
 
 	{"events", "Stream"}:         "--events-stream",
 	{"events", "Durable"}:        "--events-durable",

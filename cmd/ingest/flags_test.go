@@ -17,6 +17,7 @@ import (
 	"fanin/internal/broker"
 	"fanin/internal/fault"
 	"fanin/internal/output"
+	"fanin/internal/pgsink"
 	"fanin/internal/sink"
 	"fanin/internal/telemetry"
 )
@@ -53,6 +54,7 @@ func TestEveryFieldTheLibrariesNameIsInTheTable(t *testing.T) {
 	}
 	add("nats", badFields(cfg.NATS, broker.ConnConfig.Validate)...)
 	add("db", badFields(cfg.DB, sink.Config.Validate)...)
+	add("pg", badFields(cfg.PG, pgsink.Config.Validate)...)
 	add("events", badFields(cfg.Events, batch.Config.Validate)...)
 	add("results", badFields(cfg.Results, batch.Config.Validate)...)
 	add("output", badFields(cfg.Output, output.Config.Validate)...)
@@ -148,7 +150,7 @@ func TestTheTableSaysWhichFlagSetsEachField(t *testing.T) {
 // settingValues returns the value of each row of settingFlags in cfg.
 func settingValues(cfg *config) map[setting]any {
 	configs := map[string]reflect.Value{
-		"nats": reflect.ValueOf(cfg.NATS), "db": reflect.ValueOf(cfg.DB), "events": reflect.ValueOf(cfg.Events),
+		"nats": reflect.ValueOf(cfg.NATS), "db": reflect.ValueOf(cfg.DB), "pg": reflect.ValueOf(cfg.PG), "events": reflect.ValueOf(cfg.Events),
 		"results": reflect.ValueOf(cfg.Results), "output": reflect.ValueOf(cfg.Output), "telemetry": reflect.ValueOf(cfg.Telemetry),
 	}
 	values := map[setting]any{}
