@@ -37,6 +37,7 @@ type options struct {
 	Prefill      int             `json:"prefill"`                // >0: run fanin again on a table holding this many rows
 	Results      bool            `json:"results"`                // preload results too, and project both streams
 	Tracing      bool            `json:"tracing"`                // also run fanin with tracing on (always sample)
+	Litestream   string          `json:"litestream,omitempty"`   // a litestream binary: also run fanin with it replicating the database
 	LargeOutput  float64         `json:"large_output,omitempty"` // >0: this fraction of the results name their stdout in the Object Store (fanin-output; implies Results)
 	LargeSize    int             `json:"large_size,omitempty"`   // bytes of each such stdout
 	Plot         bool            `json:"plot"`
@@ -45,6 +46,7 @@ type options struct {
 	InProcess    bool            `json:"in_process"`           // run the NATS server in this process
 	CPUProfile   string          `json:"cpuprofile,omitempty"` // CPU profile of the standard fanin run
 	TempDir      string          `json:"temp_dir,omitempty"`   // where the server and databases live ("" = os.TempDir())
+	Postgres     string          `json:"-"`                    // -pg: a server for the PostgreSQL modes (a user that may create databases)
 }
 
 func defaultOptions() options {
@@ -82,8 +84,11 @@ func (o options) validate() error {
 		return fmt.Errorf("-large-size must be between 1 KiB and %d bytes, not %d", output.DefaultConfig().MaxObjectBytes, o.LargeSize)
 	}
 	for _, m := range o.Modes {
-		if !slices.Contains([]string{modeDrain, modeSink, modePerMessage, modeFanin, modeFaninOutput}, m) {
-			return fmt.Errorf("-modes: unknown mode %q (drain, sink, per-message, fanin, fanin-output)", m)
+		if !slices.Contains([]string{modeDrain, modeSink, modePerMessage, modeFanin, modeFaninOutput}, m) && !isPostgresMode(m) {
+			return fmt.Errorf("-modes: unknown mode %q (drain, sink, per-message, fanin, fanin-output, postgres-native, postgres-sink, fanin-postgres)", m)
+		}
+		if isPostgresMode(m) && o.Postgres == "" {
+			return fmt.Errorf("-modes %s needs -pg (or $FANIN_BENCH_POSTGRES): a PostgreSQL server", m)
 		}
 		if m == modeFaninOutput && o.LargeOutput == 0 {
 			return errors.New("-modes fanin-output needs -large-output, e.g. 0.05")
@@ -152,6 +157,9 @@ func (o options) plan() []step {
 	if o.Tracing {
 		steps = append(steps, step{mode: modeFaninTraced, n: o.Batch, wait: o.Wait})
 	}
+	if o.Litestream != "" {
+		steps = append(steps, step{mode: modeFaninLitestream, n: o.Batch, wait: o.Wait})
+	}
 	return steps
 }
 
@@ -194,10 +202,16 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 			res, err = sinkOnly(ctx, e, s.n)
 		case modePerMessage:
 			res, err = perMessage(ctx, e, opts.PerMsgLimit)
-		case modeFanin, modeFaninTraced, modeFaninOutput:
+		case modeFanin, modeFaninTraced, modeFaninOutput, modeFaninLitestream:
 			res, err = fanin(ctx, e, s.mode, s.n, s.wait, s.prefill, s.profile)
 		case modeLive:
 			res, err = live(ctx, e, s.n, s.wait, opts.LiveRate, opts.LiveDuration)
+		case modePostgresNative:
+			res, err = postgresNative(ctx, e)
+		case modePostgresSink:
+			res, err = postgresSink(ctx, e, s.n)
+		case modeFaninPostgres:
+			res, err = faninPostgres(ctx, e, s.n, s.wait)
 		}
 		if err != nil {
 			prog.finish()
@@ -247,6 +261,7 @@ func main() {
 	fs.IntVar(&opts.Prefill, "prefill", 0, ">0: run fanin again on a table already holding this many rows")
 	fs.BoolVar(&opts.Results, "results", false, "preload each PC's result too, and project both streams")
 	fs.BoolVar(&opts.Tracing, "tracing", false, "also run fanin with tracing on (always sample, one link per message, spans to a no-op exporter) and report the ratio")
+	fs.StringVar(&opts.Litestream, "litestream", "", "`path` of a litestream binary (bin/litestream, built by make tools): also run fanin with litestream replicate replicating its database to a file replica, and report the ratio and the longest pause between acks")
 	fs.Float64Var(&opts.LargeOutput, "large-output", 0, ">0: this fraction of the results (e.g. 0.05) name a -large-size stdout in the Object Store; runs fanin-output (implies -results) and reports its ratio to fanin")
 	fs.IntVar(&opts.LargeSize, "large-size", opts.LargeSize, "bytes of each large output (-large-output)")
 	fs.BoolVar(&opts.Plot, "plot", false, "write PNG plots to -out")
@@ -254,6 +269,7 @@ func main() {
 	fs.BoolVar(&opts.Progress, "progress", false, "draw the progress bar even when stderr is not a terminal")
 	fs.BoolVar(&opts.InProcess, "inprocess", false, "run the NATS server in this process (its CPU, heap and writes then count as the ingester's)")
 	fs.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the standard fanin run to this file (and of fanin-output to FILE.output)")
+	fs.StringVar(&opts.Postgres, "pg", os.Getenv("FANIN_BENCH_POSTGRES"), "PostgreSQL connection string for the postgres-native, postgres-sink and fanin-postgres modes\n(a user that may create databases; each mode gets its own, dropped after)")
 	fs.StringVar(&opts.TempDir, "tmp", "", "directory for the server's store and the databases (default: the system temp dir)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)

@@ -45,6 +45,8 @@ type result struct {
 	Msgs    int           // messages (or rows, for sink) processed
 	Rows    int           // rows in execution_results afterwards (0: no database)
 	Output  int64         // bytes of output read from the Object Store and stored (fanin-output)
+	Pause   time.Duration // fanin: the longest time no message was acked, from the first ack to the last
+	SideCPU time.Duration // fanin-litestream: the CPU time litestream used, from its start to its exit
 	M       measurement
 	Lat     []time.Duration // live: publish → committed, one per message
 }
@@ -314,14 +316,47 @@ func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, 
 	if prefill > 0 {
 		label = fmt.Sprintf("fanin +%d rows", prefill)
 	}
+	var ls *replicator
+	if mode == modeFaninLitestream {
+		if ls, err = startLitestream(ctx, e.opts.Litestream, path); err != nil {
+			return res, err
+		}
+		defer ls.stop() // on an early return; stopping twice is harmless
+	}
+	var (
+		lastAcked uint64
+		lastMove  time.Time
+	)
+	pauses := func() error { // the longest stretch without an ack: a write stall
+		var acked uint64
+		for _, l := range loops {
+			acked += l.Stats.Acked.Load()
+		}
+		if now := time.Now(); acked != lastAcked {
+			if lastAcked > 0 {
+				res.Pause = max(res.Pause, now.Sub(lastMove))
+			}
+			lastAcked, lastMove = acked, now
+		}
+		return nil
+	}
 	mt := e.startMeter(path)
 	mt.begin()
-	err = runLoops(ctx, e, loops, uint64(res.Msgs), label, nil)
+	err = runLoops(ctx, e, loops, uint64(res.Msgs), label, pauses)
 	mt.end()
 	stopProfile()
 	res.M = mt.stop()
 	if err != nil {
 		return res, err
+	}
+	if ls != nil {
+		n, err := ls.stop()
+		res.SideCPU = ls.cpu
+		if err != nil {
+			return res, err
+		} else if n > 0 {
+			return res, fmt.Errorf("litestream had to take a full snapshot again %d times: fanin's checkpoints fought it (see %s)", n, ls.log)
+		}
 	}
 	if err := nc.Flush(); err != nil {
 		return res, fmt.Errorf("flush acks: %w", err)

@@ -53,7 +53,9 @@ type row struct {
 	P50MS        float64 `json:"p50_ms,omitempty"`
 	P99MS        float64 `json:"p99_ms,omitempty"`
 	P999MS       float64 `json:"p999_ms,omitempty"`
-	OutputMBps   float64 `json:"output_mb_per_s,omitempty"` // fanin-output: MB (10⁶ bytes) of Object Store output stored per second
+	OutputMBps   float64 `json:"output_mb_per_s,omitempty"`    // fanin-output: MB (10⁶ bytes) of Object Store output stored per second
+	PauseMS      float64 `json:"max_pause_ms,omitempty"`       // fanin: the longest time no message was acked, between the first ack and the last
+	SideCPUPct   float64 `json:"litestream_cpu_pct,omitempty"` // fanin-litestream: litestream's CPU over the mode's wall time
 }
 
 // bar is one of the issue's targets and how the run fared against it, or (INFO) a ratio the
@@ -81,10 +83,12 @@ func (r *report) add(res result) {
 		rw.Rate = float64(res.Msgs) / secs
 		rw.CPUPct = 100 * res.M.CPU.Seconds() / secs
 		rw.ServerCPUPct = 100 * res.M.ServerCPU.Seconds() / secs
+		rw.SideCPUPct = 100 * res.SideCPU.Seconds() / secs
 	}
 	if res.Output > 0 && secs > 0 {
 		rw.OutputMBps = float64(res.Output) / 1e6 / secs
 	}
+	rw.PauseMS = float64(res.Pause) / float64(time.Millisecond)
 	if res.Msgs > 0 {
 		rw.AllocsPerMsg = float64(res.M.Allocs) / float64(res.Msgs)
 	}
@@ -175,6 +179,11 @@ func (r *report) finish() {
 			fmt.Sprintf("%.0f msg/s traced (always sample) vs %.0f untraced", tr.Rate, f.Rate))
 	}
 	r.largeOutput(f)
+	if ls := r.find(modeFaninLitestream, r.Options.Batch); ls != nil && f != nil {
+		r.inform("fanin with litestream ÷ without", ls.Rate/f.Rate,
+			fmt.Sprintf("%.0f vs %.0f msg/s; longest pause between acks %.0f vs %.0f ms; litestream's CPU %.0f%%", ls.Rate, f.Rate, ls.PauseMS, f.PauseMS, ls.SideCPUPct))
+	}
+	r.postgresBar()
 	var full *row
 	for i := range r.Rows {
 		if r.Rows[i].Mode == modeFanin && r.Rows[i].Prefill > 0 {

@@ -28,15 +28,16 @@ type app struct {
 	cfg *config
 	log *slog.Logger
 
-	db    *sink.Sink
+	db    demoStore
 	emb   *broker.Embedded
 	nc    *broker.Conn
 	js    jetstream.JetStream
 	loops []*batch.Loop
 
-	tel    *telemetry.Telemetry
-	server *telemetry.Server // nil when --metrics-addr is empty
-	health health
+	tel     *telemetry.Telemetry
+	server  *telemetry.Server // nil when --metrics-addr is empty
+	health  health
+	systemd *systemd // nil when not started by systemd with $NOTIFY_SOCKET
 }
 
 // openApp opens the database (migrating it), sets up the telemetry and starts the /metrics,
@@ -49,18 +50,19 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 			a.close(context.Background())
 		}
 	}()
-	if a.db, err = sink.Open(ctx, cfg.DB); err != nil {
+	if a.db, err = openDatabase(ctx, cfg); err != nil {
 		return nil, err
 	}
-	a.health.db.Store(a.db)
+	var rc readyChecker = a.db.(readyChecker)
+	a.health.db.Store(&rc)
 	applied, err := a.db.Migrate(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if len(applied) > 0 {
-		log.Info("migrated the database", "db", cfg.DB.Path, "versions", applied)
+		log.Info("migrated the database", "db", cfg.dbName(), "versions", applied)
 	}
-	if cfg.DB.Sync == sink.SyncNormal {
+	if !cfg.usePostgres() && cfg.DB.Sync == sink.SyncNormal {
 		log.Warn("--sync normal: a power cut or OS crash loses everything committed since the last WAL checkpoint (up to 64 MiB), although those messages were acked and are not redelivered; on a new database, the schema too")
 	}
 	if err := a.openTelemetry(ctx); err != nil {
@@ -107,7 +109,7 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 			"bucket", cfg.Output.Bucket)
 	}
 	opts := []batch.Option{batch.WithReplay(empty), batch.WithLedger(a.db), batch.WithAdopt(cfg.AdoptDurables),
-		batch.WithManaged(cfg.ManagedDurables), batch.WithLogger(log), batch.WithTracerProvider(a.tel.TracerProvider)}
+		batch.WithRewind(cfg.RewindDurables), batch.WithManaged(cfg.ManagedDurables), batch.WithLogger(log), batch.WithTracerProvider(a.tel.TracerProvider)}
 	if a.tel.Metrics() {
 		opts = append(opts, batch.WithMeterProvider(a.tel.MeterProvider))
 	}
@@ -121,8 +123,8 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 	return a, nil
 }
 
-// openTelemetry builds the providers and starts the listener, so that /healthz answers while
-// NATS is still being reached.
+// openTelemetry builds the providers, the fanin_ready gauge and starts the listener, so that
+// /healthz answers while NATS is still being reached.
 func (a *app) openTelemetry(ctx context.Context) (err error) {
 	if a.tel, err = telemetry.Setup(ctx, a.cfg.Telemetry); err != nil {
 		return err
@@ -130,18 +132,27 @@ func (a *app) openTelemetry(ctx context.Context) (err error) {
 	if a.tel.Tracing() {
 		a.log.Info("exporting traces over OTLP")
 	}
+	var opts []telemetry.ServerOption
+	if a.cfg.Pprof {
+		opts = append(opts, telemetry.WithProfiling())
+	}
+	ready := telemetry.NewReadiness(telemetry.DefaultReadyCacheTTL, a.health.checks()...)
+	if a.tel.Metrics() {
+		if err := ready.Observe(a.tel.MeterProvider); err != nil {
+			return err
+		}
+	}
 	if a.cfg.MetricsAddr == "" {
 		return nil
 	}
-	ready := telemetry.NewReadiness(telemetry.DefaultReadyCacheTTL, a.health.checks()...)
-	srv := telemetry.NewServer(a.cfg.MetricsAddr, a.tel.Gatherer, ready, a.log)
+	srv := telemetry.NewServer(a.cfg.MetricsAddr, a.tel.Gatherer, ready, a.log, opts...)
 	err = srv.Start()
 	var note []any
 	if err != nil && errors.Is(err, syscall.EADDRINUSE) && !a.metricsAddrGiven() {
 		// Several instances on one host with the default flags: the second and later ones
 		// serve on a free port of the same host, and say where.
 		host, _, _ := net.SplitHostPort(a.cfg.MetricsAddr) // validated by finish
-		srv = telemetry.NewServer(net.JoinHostPort(host, "0"), a.tel.Gatherer, ready, a.log)
+		srv = telemetry.NewServer(net.JoinHostPort(host, "0"), a.tel.Gatherer, ready, a.log, opts...)
 		err = srv.Start()
 		note = []any{"note", "the default " + a.cfg.MetricsAddr + " is busy (another instance on this host?); --metrics-addr sets a fixed address"}
 	}
@@ -149,6 +160,9 @@ func (a *app) openTelemetry(ctx context.Context) (err error) {
 		return flagError("metrics", err)
 	}
 	a.server = srv
+	if a.cfg.Pprof {
+		note = append(note, "pprof", "http://"+srv.Addr()+"/debug/pprof/")
+	}
 	a.log.Info("serving /metrics, /healthz and /readyz", append([]any{"addr", "http://" + srv.Addr()}, note...)...)
 	return nil
 }

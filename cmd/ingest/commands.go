@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"fanin/internal/sink"
+	"fanin/internal/sdnotify"
 	"fanin/internal/telemetry"
 )
 
@@ -20,14 +20,15 @@ Usage:
   ingest [run] [flags]    ingest until SIGINT, SIGTERM or SIGHUP (a second signal exits at once)
   ingest migrate [flags]  apply the database migrations and exit
   ingest demo [flags]     broadcast to a simulated fleet on the embedded server and ingest it
-  ingest dead-letters [list|replay] [flags]
-                          list the messages set aside, or republish them after a fix
+  ingest dead-letters [list|replay|purge] [flags]
+                          list the messages set aside, republish them after a fix, or
+                          delete old ones
   ingest version          the version: module version, VCS revision and time, Go version
                           (also --version)
   ingest help             this text
 
 Each projection (started: EVENTS events.started.>, results: RESULTS results.>) fetches up to
---batch messages or whatever arrived within --wait, writes them in one SQLite transaction,
+--batch messages or whatever arrived within --wait, writes them in one transaction (SQLite or PostgreSQL),
 then acks them; a failed write is naked with a growing delay; poison goes to dead_letters.
 
 Exit codes: 0 after a clean stop (a signal, and the graceful shutdown completed: whatever was
@@ -115,9 +116,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	}
 	cfg.Telemetry.Getenv = getenv
 	log := newLogger(cfg, stderr)
+	sd := newSystemd(getenv, log)
+	sd.send(sdnotify.Status("starting: opening " + cfg.DB.Path + ", connecting to NATS"))
 
 	a, err := openApp(ctx, cfg, log)
 	if err != nil {
+		sd.send(sdnotify.Stopping)
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			// Stopped while starting (waiting for NATS to create the streams, say): openApp
 			// closed what it had opened, and nothing was fetched that is not redelivered.
@@ -127,22 +131,36 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		fmt.Fprintf(stderr, "ingest: %v\n", err)
 		return 1
 	}
+	a.systemd = sd
 	code := runUntilStopped(ctx, a)
 	log.Info("stopped", "exit_code", code)
 	return code
 }
 
 // runUntilStopped runs the app until ctx is cancelled and shuts it down in order, within the
-// shutdown timeout: stop fetching → finish the batches in hand (commit → ack) → drain NATS →
-// close the database → stop the embedded server.
+// shutdown timeout: tell systemd (STOPPING=1) → stop fetching → finish the batches in hand
+// (commit → ack) → drain NATS → close the database → stop the embedded server.
 func runUntilStopped(ctx context.Context, a *app) int {
 	done := make(chan error, 1)
 	go func() { done <- a.run(ctx) }()
+	nctx, stopNotify := context.WithCancel(ctx)
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		a.notify(nctx)
+	}()
+	stopping := func(why string) {
+		stopNotify()
+		<-notified
+		a.systemd.send(sdnotify.Stopping, sdnotify.Status(why))
+	}
 
 	var runErr error
 	select {
 	case runErr = <-done:
+		stopping("stopping: a projection stopped")
 	case <-ctx.Done():
+		stopping("stopping: finishing the batches in hand")
 		a.health.stopping.Store(true)
 		a.log.Info("shutting down: finishing the batches in hand", "timeout", a.cfg.ShutdownTimeout)
 		timer := time.NewTimer(a.cfg.ShutdownTimeout)
@@ -168,7 +186,7 @@ func runUntilStopped(ctx context.Context, a *app) int {
 }
 
 func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	fs := newFlagSet("ingest migrate", "ingest migrate — apply the database migrations and exit.\n\nUsage:\n  ingest migrate [--db file]", stdout)
+	fs := newFlagSet("ingest migrate", "ingest migrate — apply the database migrations and exit.\n\nUsage:\n  ingest migrate [--db file|postgres://…]", stdout)
 	cfg := ingestFlags(fs)
 	if code := parseFlags(fs, args, stdout, stderr, getenv); code >= 0 {
 		return code
@@ -176,7 +194,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	if err := cfg.finish(); err != nil {
 		return usageError(stderr, err)
 	}
-	db, err := sink.Open(ctx, cfg.DB)
+	db, err := openDatabase(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "ingest: %v\n", err)
 		return 1
@@ -188,9 +206,9 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		return 1
 	}
 	if len(applied) == 0 {
-		fmt.Fprintf(stdout, "%s is up to date\n", cfg.DB.Path)
+		fmt.Fprintf(stdout, "%s is up to date\n", cfg.dbName())
 	} else {
-		fmt.Fprintf(stdout, "%s: applied migrations %v\n", cfg.DB.Path, applied)
+		fmt.Fprintf(stdout, "%s: applied migrations %v\n", cfg.dbName(), applied)
 	}
 	return 0
 }

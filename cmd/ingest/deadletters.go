@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -21,11 +22,12 @@ import (
 	"fanin/internal/sink"
 )
 
-const deadLettersSynopsis = `ingest dead-letters — list the messages fanin set aside, and replay them after a fix.
+const deadLettersSynopsis = `ingest dead-letters — list the messages fanin set aside, replay them after a fix, purge old ones.
 
 Usage:
   ingest dead-letters [list] [filters] [--json]
   ingest dead-letters replay [filters] [--dry-run] [--nats-url …]
+  ingest dead-letters purge [filters | --all] [--dry-run]
 
 A dead letter is named by its stream, the stream's creation time (STREAM CREATED: a stream
 deleted and created again numbers its messages from 1 again; "-" for dead letters recorded
@@ -36,14 +38,20 @@ replay republishes each selected message (payload and headers byte for byte, plu
 Fanin-Replay-Of header naming where it came from, STREAM/SEQ) to its original subject, and
 removes that one dead letter only once JetStream has acknowledged the publish. The ingester then
 projects it like any other message — or sets it aside again, under its new sequence, if it
-still fails.`
+still fails.
 
-// deadLetterFlags are the flags of both dead-letters commands.
+purge deletes the selected dead letters for good (e.g. --until 720h: those published more than
+30 days ago), a few hundred per transaction, so an ingester writing the same database waits
+milliseconds at a time; it prints how many went. Without a filter it needs --all; it takes no
+--limit. --dry-run lists what would go.`
+
+// deadLetterFlags are the flags of the dead-letters commands.
 type deadLetterFlags struct {
 	filter       sink.DeadLetterFilter
 	since, until string
 	created      string
 	json, dryRun bool
+	all          bool
 }
 
 func cmdDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -51,8 +59,8 @@ func cmdDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
 	}
-	if sub != "list" && sub != "replay" {
-		fmt.Fprintf(stderr, "ingest: dead-letters: unknown command %q (want list or replay)\n", sub)
+	if sub != "list" && sub != "replay" && sub != "purge" {
+		fmt.Fprintf(stderr, "ingest: dead-letters: unknown command %q (want list, replay or purge)\n", sub)
 		return 2
 	}
 	fs := newFlagSet("ingest dead-letters", deadLettersSynopsis, stdout)
@@ -65,7 +73,8 @@ func cmdDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.StringVar(&f.until, "until", "", "only dead letters published before this `time` (RFC 3339, or a duration ago)")
 	fs.IntVar(&f.filter.Limit, "limit", 0, "at most this many (0: all)")
 	fs.BoolVar(&f.json, "json", false, "list as JSON lines (payload and headers as text when they are UTF-8, else base64)")
-	fs.BoolVar(&f.dryRun, "dry-run", false, "replay: show what would be republished, change nothing")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "replay, purge: show what would be republished or deleted, change nothing")
+	fs.BoolVar(&f.all, "all", false, "purge: every dead letter (a purge without a filter needs it)")
 	if code := parseFlags(fs, args, stdout, stderr, getenv); code >= 0 {
 		return code
 	}
@@ -87,8 +96,8 @@ func cmdDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		f.filter.StreamCreated = codec.FormatTime(t)
 	}
-	if err := cfg.DB.Validate(); err != nil {
-		fmt.Fprintf(stderr, "ingest: %v\n", flagError("db", err))
+	if err := cfg.validateDB(); err != nil {
+		fmt.Fprintf(stderr, "ingest: %v\n", err)
 		return 2
 	}
 	if sub == "replay" && !f.dryRun {
@@ -96,7 +105,12 @@ func cmdDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 			return usageError(stderr, err)
 		}
 	}
-	db, err := sink.Open(ctx, cfg.DB)
+	if sub == "purge" {
+		if err := f.checkPurge(); err != nil {
+			return usageError(stderr, err)
+		}
+	}
+	db, err := openDatabase(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "ingest: %v\n", err)
 		return 1
@@ -105,6 +119,15 @@ func cmdDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 	if _, err := db.Migrate(ctx); err != nil {
 		fmt.Fprintf(stderr, "ingest: %v\n", err)
 		return 1
+	}
+	if sub == "purge" && !f.dryRun {
+		n, err := db.PurgeDeadLetters(ctx, f.filter, 0)
+		fmt.Fprintf(stdout, "purged %d dead letters\n", n)
+		if err != nil {
+			fmt.Fprintf(stderr, "ingest: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	dls, err := db.DeadLetters(ctx, f.filter)
 	if err != nil {
@@ -116,6 +139,9 @@ func cmdDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 			fmt.Fprintf(stderr, "ingest: %v\n", err)
 			return 1
 		}
+		if sub == "purge" {
+			fmt.Fprintf(stdout, "would purge %d dead letters (--dry-run: nothing deleted)\n", len(dls))
+		}
 		return 0
 	}
 	n, err := replayDeadLetters(ctx, cfg, db, dls, stderr)
@@ -125,6 +151,18 @@ func cmdDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 		return 1
 	}
 	return 0
+}
+
+// checkPurge refuses a purge that would delete more than the operator likely meant: no filter
+// without --all, or a --limit (a purge deletes all that the filters select).
+func (f *deadLetterFlags) checkPurge() error {
+	if f.filter.Limit != 0 {
+		return errors.New("purge takes no --limit: it deletes all that the filters select (narrow them, e.g. --until)")
+	}
+	if f.filter == (sink.DeadLetterFilter{}) && !f.all {
+		return errors.New("purge without a filter deletes every dead letter: say --all, or select some (e.g. --until 720h)")
+	}
+	return nil
 }
 
 // parseWhen reads an RFC 3339 time or a duration before now; "" is the zero time.
@@ -227,7 +265,7 @@ func quoteIfNeeded(s string) string {
 
 // replayDeadLetters republishes each dead letter and deletes it once JetStream acknowledged it.
 // It stops at the first failure; what was not replayed stays in the table.
-func replayDeadLetters(ctx context.Context, cfg *config, db *sink.Sink, dls []sink.DeadLetter, logw io.Writer) (int, error) {
+func replayDeadLetters(ctx context.Context, cfg *config, db deadLetterStore, dls []sink.DeadLetter, logw io.Writer) (int, error) {
 	if len(dls) == 0 {
 		return 0, nil
 	}

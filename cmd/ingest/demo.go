@@ -10,6 +10,7 @@ import (
 
 	"fanin/internal/codec"
 	"fanin/internal/fleet"
+	"fanin/internal/pgsink"
 	"fanin/internal/sink"
 )
 
@@ -18,7 +19,8 @@ const demoSynopsis = `ingest demo — the first thing to run: a broadcast to a s
 It starts the embedded JetStream server (storing in a temporary directory), the ingester, and a
 fleet of --pcs PCs that each publish EventStarted then ExecResult with realistic jitter, some
 duplicates and a few poison messages; it shows live progress, then a summary read back from the
-SQLite file (--db, recreated at each run).
+SQLite file (--db, recreated at each run) or PostgreSQL database (--db postgres://…: the
+previous demo's rows are deleted first).
 
 Usage:
   ingest demo [flags]`
@@ -53,6 +55,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	cfg.Telemetry.Getenv = getenv
 	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if cfg.usePostgres() {
+			break // the previous demo's rows are deleted once the database is open (runDemo)
+		}
 		if err := os.Remove(cfg.DB.Path + suffix); err != nil && !os.IsNotExist(err) {
 			fmt.Fprintf(stderr, "ingest: remove the previous demo database: %v\n", err)
 			return 1
@@ -74,6 +79,13 @@ func runDemo(ctx context.Context, cfg *config, log *slog.Logger, stdout, stderr 
 	a, err := openApp(ctx, cfg, log)
 	if err != nil {
 		return err
+	}
+	if pg, ok := a.db.(*pgsink.Store); ok {
+		// A database is not a file to recreate: the previous demo's broadcast is deleted.
+		if err := pg.DeleteBroadcast(ctx, b.ExecID, b.RequestID); err != nil {
+			a.close(ctx)
+			return err
+		}
 	}
 	// The backend creates the execution before it broadcasts; fanin only moves it along.
 	if err := a.db.AddExecution(ctx, sink.Execution{ExecID: b.ExecID, JobID: b.ManifestID, Version: b.Version,

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"fanin/internal/broker"
 	"fanin/internal/fault"
 	"fanin/internal/output"
+	"fanin/internal/pgsink"
 	"fanin/internal/sink"
 	"fanin/internal/telemetry"
 )
@@ -22,12 +24,16 @@ import (
 type config struct {
 	NATS            broker.ConnConfig
 	DB              sink.Config
+	PG              pgsink.Config // used when --db is a PostgreSQL connection string
 	Events, Results batch.Config
 	Output          output.Config
 	LogLevel        string
 	LogFormat       string
 	CreateStreams   bool
 	AdoptDurables   bool
+	// RewindDurables recreates the durables from the database's safe point at start: after a
+	// restore from a backup, which is behind what they acked.
+	RewindDurables bool
 	// ManagedDurables binds durables managed elsewhere, never creating or changing them.
 	ManagedDurables bool
 	EmbeddedNATS    string
@@ -36,6 +42,8 @@ type config struct {
 	StatsInterval   time.Duration
 	// MetricsAddr is where /metrics, /healthz and /readyz are served ("": nowhere).
 	MetricsAddr string
+	// Pprof also serves the Go profiler under /debug/pprof/ on MetricsAddr (off by default).
+	Pprof bool
 	// Telemetry is filled by finish (Prometheus) and by the command (Getenv).
 	Telemetry telemetry.Config
 
@@ -139,7 +147,7 @@ func (fs *flagSet) getenv(name string) string {
 // ingestFlags registers the flags of "run" (also used by "demo" and "migrate" for the
 // subsets they need) and returns the config they fill.
 func ingestFlags(fs *flagSet) *config {
-	c := &config{DB: sink.DefaultConfig(), Events: batch.Started(), Results: batch.Results(),
+	c := &config{DB: sink.DefaultConfig(), PG: pgsink.DefaultConfig(), Events: batch.Started(), Results: batch.Results(),
 		Output: output.DefaultConfig(), Telemetry: telemetry.DefaultConfig(), given: fs.given, getenv: fs.getenv}
 
 	fs.StringVar(&c.NATS.URL, "nats-url", "nats://127.0.0.1:4222", "NATS server `URLs`, comma-separated: nats://, tls://, ws:// or wss://, or host:port for nats://\n(without --embedded-nats)")
@@ -169,8 +177,12 @@ func ingestFlags(fs *flagSet) *config {
 	fs.StringVar(&c.NATS.TLSKey, "nats-tls-key", "", "client private key `PEM` file, for mutual TLS")
 	fs.envVar("nats-tls-key", "NATS_KEY")
 
-	fs.StringVar(&c.DB.Path, "db", c.DB.Path, "SQLite database `file` (created with mode 0600; its directory must exist)")
+	fs.StringVar(&c.DB.Path, "db", c.DB.Path, "SQLite database `file` (created with mode 0600, or --db-mode; its directory must exist), or a PostgreSQL\nconnection string: postgres://user@host/db?sslmode=verify-full, or libpq's host=… dbname=…;\nPG* variables (PGPASSWORD, PGPASSFILE, PGSSLMODE…) and ~/.pgpass fill what it leaves out")
 	fs.envVar("db", "FANIN_DB")
+	fs.Var((*fileMode)(&c.DB.Mode), "db-mode", "octal permission `mode` given to the database file and its -wal and -shm at every start, for\nreaders under other users: 0640 lets --db-group read, 0660 also lets it share the -shm (faster\nreads, but it may write). Unset: a new file is 0600, an existing one keeps its mode")
+	fs.envVar("db-mode", "FANIN_DB_MODE")
+	fs.StringVar(&c.DB.Group, "db-group", "", "`group` (name or id) given to the database file and its -wal and -shm at every start;\ningest must be a member. With --db-mode or --db-group the -wal and -shm are kept when ingest stops,\nso readers need no write access to the directory")
+	fs.envVar("db-group", "FANIN_DB_GROUP")
 	fs.StringVar(&c.DB.Sync, "sync", c.DB.Sync, "`full`: fsync every commit, an ack means the row survives a power cut or OS crash;\nnormal: fsync only at WAL checkpoints, faster, but a power cut or OS crash loses everything\ncommitted since the last checkpoint, up to the WAL's 64 MiB, although those messages were acked\nand are not redelivered; on a new database, the schema too. A process crash loses nothing in\neither mode")
 	fs.envVar("sync", "FANIN_SYNC")
 
@@ -208,6 +220,8 @@ func ingestFlags(fs *flagSet) *config {
 	fs.envVar("create-streams", "FANIN_CREATE_STREAMS")
 	fs.BoolVar(&c.AdoptDurables, "adopt-durables", false, "take over durables that feed another database (their metadata names it): recreate them and project\nthe whole streams into this --db. Without it fanin refuses to consume from them")
 	fs.envVar("adopt-durables", "FANIN_ADOPT_DURABLES")
+	fs.BoolVar(&c.RewindDurables, "rewind-durables", false, "recreate the durables at start to deliver again from this --db's safe point: once, on a database\nrestored from a backup (litestream restore), which lacks what they acked after the backup.\nNot with --managed-durables")
+	fs.envVar("rewind-durables", "FANIN_REWIND_DURABLES")
 	fs.BoolVar(&c.ManagedDurables, "managed-durables", false, "the durables are managed elsewhere (NACK, Terraform, nats consumer add): bind them as they are, never\ncreate, update or recreate them. A missing one is waited for (the log says what to create); one that\nwould lose messages, or that acked messages an empty database lacks, stops ingest (exit 1) saying\nwhat to recreate. Not with --adopt-durables")
 	fs.envVar("managed-durables", "FANIN_MANAGED_DURABLES")
 	fs.StringVar(&c.EmbeddedNATS, "embedded-nats", "", "start an in-process JetStream server listening on `host:port` and use it (implies --create-streams):\na single binary with no other service")
@@ -225,6 +239,8 @@ func ingestFlags(fs *flagSet) *config {
 	fs.envVar("stats-interval", "FANIN_STATS_INTERVAL")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "`host:port` serving /metrics (Prometheus text), /healthz and /readyz (empty disables). Left at\nthe default while that is busy (another instance on this host), a free port of the same host is\nserved and logged; an address set here or in the environment that cannot be had exits 1.\nTraces and metrics also go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set")
 	fs.envVar("metrics-addr", "FANIN_METRICS_ADDR")
+	fs.BoolVar(&c.Pprof, "pprof", false, "also serve the Go profiler (net/http/pprof) under /debug/pprof/ on --metrics-addr. Off by\ndefault: whoever reaches that address can read stack traces and the command line, and a CPU\nprofile costs CPU while it runs")
+	fs.envVar("pprof", "FANIN_PPROF")
 	return c
 }
 
@@ -244,14 +260,22 @@ func (c *config) finish() error {
 		return fmt.Errorf("--adopt-durables and --managed-durables exclude each other: adopting recreates the durables; "+
 			"managed elsewhere, recreate them yourself to deliver the whole stream%s", env)
 	}
+	if c.ManagedDurables && c.RewindDurables {
+		var env string
+		if c.given != nil {
+			env = fromEnv(c.given, "rewind-durables", "managed-durables")
+		}
+		return fmt.Errorf("--rewind-durables and --managed-durables exclude each other: rewinding recreates the durables; "+
+			"managed elsewhere, recreate them yourself from the safe point%s", env)
+	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("--shutdown-timeout must be positive")
 	}
 	if c.StatsInterval < 0 {
 		return errors.New("--stats-interval must not be negative")
 	}
-	if err := c.DB.Validate(); err != nil {
-		return flagError("db", err)
+	if err := c.validateDB(); err != nil {
+		return err
 	}
 	if err := c.checkNATS(); err != nil {
 		return err
@@ -284,6 +308,13 @@ func (c *config) finish() error {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			return fmt.Errorf("--metrics-addr must be host:port or empty, not %q", c.MetricsAddr)
 		}
+	}
+	if c.Pprof && c.MetricsAddr == "" {
+		var env string
+		if c.given != nil {
+			env = fromEnv(c.given, "pprof", "metrics-addr")
+		}
+		return fmt.Errorf("--pprof needs --metrics-addr: the profiler is served on its listener%s", env)
 	}
 	c.Telemetry.Prometheus = c.MetricsAddr != ""
 	return nil
@@ -336,9 +367,14 @@ var settingFlags = map[setting]string{
 	{"embedded", "DataDir"}:    "--data-dir",
 
 	{"db", "Path"}:         "--db",
+	{"db", "Mode"}:         "--db-mode",
+	{"db", "Group"}:        "--db-group",
 	{"db", "Sync"}:         "--sync",
 	{"db", "BusyTimeout"}:  "",
 	{"db", "CacheSizeMiB"}: "",
+
+	{"pg", "URL"}:      "--db",
+	{"pg", "MaxConns"}: "",
 
 	{"events", "Stream"}:         "--events-stream",
 	{"events", "Durable"}:        "--events-durable",
@@ -481,4 +517,24 @@ func (b byteSize) String() string {
 		}
 	}
 	return strconv.FormatInt(int64(b), 10)
+}
+
+// fileMode is a flag holding permission bits, written in octal: 0640, 640, 0o640. Unset, it
+// is 0 (and prints as "").
+type fileMode fs.FileMode
+
+func (m *fileMode) Set(s string) error {
+	n, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(s, "0o"), "0O"), 8, 32)
+	if err != nil || n == 0 {
+		return fmt.Errorf("%q is not an octal permission mode (e.g. 0640)", s)
+	}
+	*m = fileMode(n)
+	return nil
+}
+
+func (m fileMode) String() string {
+	if m == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%#o", uint32(m))
 }

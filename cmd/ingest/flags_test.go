@@ -17,6 +17,7 @@ import (
 	"fanin/internal/broker"
 	"fanin/internal/fault"
 	"fanin/internal/output"
+	"fanin/internal/pgsink"
 	"fanin/internal/sink"
 	"fanin/internal/telemetry"
 )
@@ -65,6 +66,7 @@ func TestEveryFieldTheLibrariesNameIsInTheTable(t *testing.T) {
 		withNATS(func(c *broker.ConnConfig) { c.JSDomain = "a.b" }),
 		withNATS(func(c *broker.ConnConfig) { c.JSAPIPrefix = "$JS API" }))
 	add("db", badFields(cfg.DB, sink.Config.Validate)...)
+	add("pg", badFields(cfg.PG, pgsink.Config.Validate)...)
 	add("events", badFields(cfg.Events, batch.Config.Validate)...)
 	add("results", badFields(cfg.Results, batch.Config.Validate)...)
 	add("output", badFields(cfg.Output, output.Config.Validate)...)
@@ -160,7 +162,7 @@ func TestTheTableSaysWhichFlagSetsEachField(t *testing.T) {
 // settingValues returns the value of each row of settingFlags in cfg.
 func settingValues(cfg *config) map[setting]any {
 	configs := map[string]reflect.Value{
-		"nats": reflect.ValueOf(cfg.NATS), "db": reflect.ValueOf(cfg.DB), "events": reflect.ValueOf(cfg.Events),
+		"nats": reflect.ValueOf(cfg.NATS), "db": reflect.ValueOf(cfg.DB), "pg": reflect.ValueOf(cfg.PG), "events": reflect.ValueOf(cfg.Events),
 		"results": reflect.ValueOf(cfg.Results), "output": reflect.ValueOf(cfg.Output), "telemetry": reflect.ValueOf(cfg.Telemetry),
 	}
 	values := map[setting]any{}
@@ -182,8 +184,8 @@ func settingValues(cfg *config) map[setting]any {
 }
 
 // badFields returns the errors validate gives for valid, a struct, with each of its exported
-// fields in turn set to its zero value, to -1 (numbers) and to "x" (strings). Func, interface
-// and other fields keep their values.
+// fields in turn set to its zero value, to -1 (signed numbers), to all ones (unsigned ones) and
+// to "x" (strings). Func, interface and other fields keep their values.
 func badFields[T any](valid T, validate func(T) error) []error {
 	var errs []error
 	typ := reflect.TypeFor[T]()
@@ -196,6 +198,8 @@ func badFields[T any](valid T, validate func(T) error) []error {
 		switch {
 		case reflect.Int <= kind && kind <= reflect.Int64:
 			bad = append(bad, func(v reflect.Value) { v.SetInt(-1) })
+		case reflect.Uint <= kind && kind <= reflect.Uint64:
+			bad = append(bad, func(v reflect.Value) { v.SetUint(^uint64(0)) })
 		case kind == reflect.String:
 			bad = append(bad, func(v reflect.Value) { v.SetString("x") })
 		case kind == reflect.Func || kind == reflect.Interface:

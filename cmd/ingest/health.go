@@ -10,7 +10,6 @@ import (
 	"fanin/internal/batch"
 	"fanin/internal/broker"
 	"fanin/internal/output"
-	"fanin/internal/sink"
 	"fanin/internal/telemetry"
 )
 
@@ -20,14 +19,14 @@ type health struct {
 	nc       atomic.Pointer[broker.Conn]
 	loops    atomic.Pointer[[]*batch.Loop]
 	stopping atomic.Bool
-	db       atomic.Pointer[sink.Sink]
+	db       atomic.Pointer[readyChecker]
 	output   atomic.Pointer[output.Resolver]
 }
 
 // checks are the readiness conditions: not shutting down, connected to NATS, both durables
 // bound, each projection's last write to the database (if any) successful, and the last read of a large
-// output (if any) answered by the object store. None touches the database:
-// the writer's single connection is never borrowed for a probe.
+// output (if any) answered by the object store. No probe borrows a writer's connection: SQLite's
+// is a stat of the file, PostgreSQL's a query on a connection of its own.
 func (h *health) checks() []telemetry.Check {
 	return []telemetry.Check{
 		{Name: "ingest", Func: func(context.Context) error {
@@ -59,9 +58,9 @@ func (h *health) checks() []telemetry.Check {
 			}
 			return errors.Join(errs...)
 		}},
-		{Name: "database", Func: func(context.Context) error {
+		{Name: "database", Func: func(ctx context.Context) error {
 			if db := h.db.Load(); db != nil {
-				if err := db.CheckFile(); err != nil {
+				if err := (*db).Ready(ctx); err != nil {
 					return err
 				}
 			}

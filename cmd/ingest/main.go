@@ -5,8 +5,9 @@
 //	ingest [run] [flags]   ingest until SIGINT, SIGTERM or SIGHUP (the default)
 //	ingest migrate [flags] apply the database migrations and exit
 //	ingest demo [flags]    a simulated 10,000-PC broadcast on the embedded server
-//	ingest dead-letters [list|replay] [flags]
-//	                       list the messages set aside, or republish them after a fix
+//	ingest dead-letters [list|replay|purge] [flags]
+//	                       list the messages set aside, republish them after a fix, or
+//	                       delete old ones
 //	ingest version         the module version, VCS revision and time, Go version (also --version)
 //
 // Run "ingest --help" for the flags.

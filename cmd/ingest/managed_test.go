@@ -116,8 +116,8 @@ func durables(t *testing.T, js jetstream.JetStream) map[string]any {
 	return all
 }
 
-// TestManagedDurablesExcludeAdopting: adopting recreates the durables, which managed durables
-// forbid: a usage error, exit 2, before anything is opened.
+// TestManagedDurablesExcludeAdopting: adopting (or rewinding) recreates the durables, which
+// managed durables forbid: a usage error, exit 2, before anything is opened.
 func TestManagedDurablesExcludeAdopting(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -128,6 +128,7 @@ func TestManagedDurablesExcludeAdopting(t *testing.T) {
 		{"flags", []string{"--managed-durables", "--adopt-durables"}, nil, "--adopt-durables and --managed-durables exclude each other"},
 		{"environment", []string{"--adopt-durables"}, map[string]string{"FANIN_MANAGED_DURABLES": "true"},
 			"recreate them yourself to deliver the whole stream ($FANIN_MANAGED_DURABLES is set)"},
+		{"rewinding", []string{"--managed-durables", "--rewind-durables"}, nil, "--rewind-durables and --managed-durables exclude each other"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "fanin.db")

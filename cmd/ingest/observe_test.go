@@ -219,11 +219,17 @@ func TestReadyzSaysWhatIsWrong(t *testing.T) {
 	}
 	publishAll(t, js, b.Messages())
 	waitFor("not ready while locked", 503, "database: last write failed")
+	if v, found := series(gather(t, r), "fanin_ready", nil); !found || v != 0 {
+		t.Errorf("fanin_ready = %v (found %v) while /readyz answers 503, want 0", v, found)
+	}
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
 	fleettest.WaitDrained(t, js, 30*time.Second)
 	waitFor("ready again", 200, "ready")
+	if v, found := series(gather(t, r), "fanin_ready", nil); !found || v != 1 {
+		t.Errorf("fanin_ready = %v (found %v) while /readyz answers 200, want 1", v, found)
+	}
 
 	// NATS goes away.
 	srv.Shutdown()
@@ -309,5 +315,37 @@ func TestAnIdleIngesterExposesItsCountersAtZero(t *testing.T) {
 	}
 	if code := r.stop(); code != 0 {
 		t.Fatalf("exit code %d", code)
+	}
+}
+
+// TestProfilerIsOnTheMetricsListenerOnlyWhenAskedFor: /debug/pprof/ is a 404 by default, and
+// served beside /metrics with --pprof.
+func TestProfilerIsOnTheMetricsListenerOnlyWhenAskedFor(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pprof    bool
+		wantCode int
+	}{
+		{"off by default", false, 404},
+		{"on with --pprof", true, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := natstest.Run(t) // each its own: the durables would feed the first test's database
+			cfg := testConfig(t, srv.ClientURL())
+			cfg.Pprof = tc.pprof
+			r := startApp(t, cfg)
+			base := "http://" + r.server.Addr()
+			for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1"} {
+				if code, _ := probe(t, base+path); code != tc.wantCode {
+					t.Errorf("GET %s: %d, want %d", path, code, tc.wantCode)
+				}
+			}
+			if code, _ := probe(t, base+"/metrics"); code != 200 {
+				t.Errorf("GET /metrics: %d, want 200", code)
+			}
+			if code := r.stop(); code != 0 {
+				t.Fatalf("exit code %d", code)
+			}
+		})
 	}
 }

@@ -115,6 +115,9 @@ func TestFiftyLargeOutputsAmongAThousandLandInOneTransaction(t *testing.T) {
 	_, js := natstest.Connect(t, srv.ClientURL())
 	cfg := testConfig(t, srv.ClientURL())
 	cfg.Results.BatchSize = 1000
+	// The 1000 are all in the stream before the loop starts: a fetch returns as soon as it has
+	// them, but a loaded machine may take longer than the usual 50 ms to deliver them all.
+	cfg.Results.MaxWait, cfg.Results.AckWait = 2*time.Second, 10*time.Second
 	ctx := context.Background()
 	natstest.CreateStream(t, js, cfg.Results.Stream, "results.>")
 	store := createBucket(t, js)

@@ -124,6 +124,17 @@ func TestSettingsThatCanNeverWorkAreUsageErrors(t *testing.T) {
 
 		{name: "replay checks the NATS settings before the database", args: []string{"dead-letters", "replay", "--context", "nsc"}, env: inXDG,
 			wantErr: `NATS context "nsc" (` + filepath.Join(xdg, "nats", "context", "nsc.json") + "): nsc is not supported"},
+
+		{name: "profiler without a listener", args: []string{"--pprof"},
+			wantErr: "--pprof needs --metrics-addr: the profiler is served on its listener"},
+		{name: "profiler from the environment without a listener", env: map[string]string{"FANIN_PPROF": "true"},
+			wantErr: "--pprof needs --metrics-addr: the profiler is served on its listener ($FANIN_PPROF is set)"},
+
+		{name: "db mode not octal", args: []string{"--db-mode", "rw-r-----"}, wantErr: `"rw-r-----" for flag -db-mode: "rw-r-----" is not an octal permission mode`},
+		{name: "db mode the owner cannot write", args: []string{"--db-mode", "0440"}, wantErr: "--db-mode: 0440 must let the owner read and write"},
+		{name: "db mode executable", env: map[string]string{"FANIN_DB_MODE": "0750"}, wantErr: "--db-mode: 0750 must not be executable"},
+		{name: "db mode with setuid", args: []string{"--db-mode", "4640"}, wantErr: "--db-mode: 04640 is not a permission mode"},
+		{name: "db group unknown", args: []string{"--db-group", "no-such-group-fanin"}, wantErr: `--db-group: "no-such-group-fanin": no such group`},
 		{name: "migrate checks the settings too", args: []string{"migrate", "--nats-url", "garbage"}, wantErr: `--nats-url: "garbage": want host:port`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,12 +8,11 @@ import (
 	"time"
 
 	"fanin/internal/fleet"
-	"fanin/internal/sink"
 )
 
 // printSummary reads the demo's outcome back from the database file.
 func printSummary(ctx context.Context, cfg *config, b fleet.Broadcast, published int, elapsed time.Duration, w io.Writer) error {
-	db, err := sink.Open(ctx, cfg.DB)
+	db, err := openDatabase(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -30,13 +29,17 @@ func printSummary(ctx context.Context, cfg *config, b fleet.Broadcast, published
 		sum.Results.Rows, sum.Results.InFlight, sum.Results.Versioned)
 	fmt.Fprintf(tw, "  messages published\t%d in %.1fs (%.0f msg/s end to end, paced by the simulated fleet)\n",
 		published, elapsed.Seconds(), float64(published)/elapsed.Seconds())
-	fmt.Fprintf(tw, "  database\t%s\n", cfg.DB.Path)
+	fmt.Fprintf(tw, "  database\t%s\n", cfg.dbName())
 	tw.Flush()
 
 	fmt.Fprintln(w, "dead letters (poison, kept byte for byte in dead_letters):")
 	for _, d := range sum.DeadLetters {
 		fmt.Fprintf(w, "  %-8s %d, e.g. %q\n", d.Stream, d.Count, d.Reason)
 	}
-	fmt.Fprintf(w, "\nlook around: sqlite3 %s 'SELECT pc_id, exit_code, stdout FROM execution_results LIMIT 5'\n", cfg.DB.Path)
+	if cfg.usePostgres() {
+		fmt.Fprintf(w, "\nlook around: psql '%s' -c 'SELECT pc_id, exit_code, stdout FROM execution_results LIMIT 5'\n", cfg.dbName())
+	} else {
+		fmt.Fprintf(w, "\nlook around: sqlite3 %s 'SELECT pc_id, exit_code, stdout FROM execution_results LIMIT 5'\n", cfg.DB.Path)
+	}
 	return nil
 }

@@ -34,6 +34,7 @@ func (l *Loop) bindRetrying(ctx context.Context) (Binding, error) {
 	bo := l.newBackoff(5 * time.Second)
 	missingLogged := false
 	for attempt := 0; ; attempt++ {
+		l.heartbeat()
 		b, err := EnsureConsumer(ctx, l.js, l.cfg, l.bind, l.log)
 		if err == nil {
 			if attempt > 0 {

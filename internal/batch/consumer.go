@@ -50,6 +50,12 @@ type BindOptions struct {
 	// Adopt takes over a durable that feeds another database: it is recreated to deliver the
 	// whole stream into this one. It changes nothing when Managed.
 	Adopt bool
+	// Rewind recreates an existing durable of this database to deliver again from the Ledger's
+	// safe point (from the start of the stream when none is known): for the first start on a
+	// database restored from a backup (litestream), which is behind what the durable acked
+	// — messages acked after the backup would otherwise never reach it. Redelivery is safe:
+	// every write is idempotent. It changes nothing when Managed.
+	Rewind bool
 	// Managed binds a durable managed elsewhere (NACK, Terraform, the nats CLI): fanin never
 	// creates, updates, labels, deletes or recreates it. A missing durable is ErrDurableMissing,
 	// to be waited for; one fanin cannot use without losing messages — settings that pass over
@@ -133,7 +139,8 @@ func unsafeChanges(have, want jetstream.ConsumerConfig) []any {
 //     updated in place, and the change is logged.
 //
 // A durable created for a missing one delivers from the safe point too. With o.Replay, a
-// durable that has acknowledged messages before is recreated to deliver the whole stream.
+// durable that has acknowledged messages before is recreated to deliver the whole stream; with
+// o.Rewind, an existing durable is recreated to deliver from the safe point.
 // With o.Managed, nothing of this is done to the durable: see BindOptions.Managed and
 // bindManaged.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c Config, o BindOptions, log *slog.Logger) (Binding, error) {
@@ -213,6 +220,11 @@ func (b *binder) bind(ctx context.Context) (jetstream.Consumer, error) {
 		b.log.Warn("database is empty but the durable has acknowledged messages: recreating it to project the whole stream again",
 			"ack_floor", info.AckFloor.Stream)
 		return b.recreate(ctx, want, true, "replay")
+	}
+	if b.o.Rewind {
+		b.log.Warn("rewinding the durable to this database's safe point: what it acked since is delivered again",
+			"ack_floor", info.AckFloor.Stream)
+		return b.recreate(ctx, want, false, "rewound")
 	}
 	if ch := unsafeChanges(have, want); len(ch) > 0 {
 		b.log.Error("durable's settings were changed outside fanin: messages they passed over would never be projected; recreating it from the last safe point",

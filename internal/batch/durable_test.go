@@ -71,6 +71,7 @@ func TestEnsureConsumer(t *testing.T) {
 		safe   uint64
 		adopt  bool
 		replay bool
+		rewind bool
 		want   want
 	}{
 		{name: "a max deliver recreates it (it gives up on messages)",
@@ -94,6 +95,18 @@ func TestEnsureConsumer(t *testing.T) {
 			have: jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "events.started.>",
 				Metadata: map[string]string{batch.MetadataDatabase: "other"}},
 			safe: 6, adopt: true, want: want{recreated: true, startSeq: 1, resets: 1}},
+		{name: "rewinding recreates this database's durable from the safe point (a restored backup)",
+			have: jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "events.started.>",
+				Metadata: map[string]string{batch.MetadataDatabase: "this"}},
+			safe: 5, rewind: true, want: want{recreated: true, startSeq: 6}},
+		{name: "rewinding without a safe point recreates it from the start",
+			have: jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "events.started.>",
+				Metadata: map[string]string{batch.MetadataDatabase: "this"}},
+			rewind: true, want: want{recreated: true, startSeq: 1}},
+		{name: "rewinding does not take a durable of another database",
+			have: jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "events.started.>",
+				Metadata: map[string]string{batch.MetadataDatabase: "other"}},
+			safe: 5, rewind: true, want: want{err: batch.ErrForeignDurable}},
 		{name: "an unlabelled durable is labelled in place",
 			have: jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "events.started.>"},
 			want: want{recreated: false}},
@@ -118,7 +131,7 @@ func TestEnsureConsumer(t *testing.T) {
 			}
 			led := newLedger("this")
 			led.safe[cfg.Durable] = tc.safe
-			b, err := batch.EnsureConsumer(ctx, js, cfg, batch.BindOptions{Ledger: led, Adopt: tc.adopt, Replay: tc.replay}, quiet)
+			b, err := batch.EnsureConsumer(ctx, js, cfg, batch.BindOptions{Ledger: led, Adopt: tc.adopt, Replay: tc.replay, Rewind: tc.rewind}, quiet)
 			if tc.want.err != nil {
 				if !errors.Is(err, tc.want.err) {
 					t.Fatalf("got %v, want %v", err, tc.want.err)

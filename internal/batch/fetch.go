@@ -46,6 +46,7 @@ func (l *Loop) fetchStage(ctx context.Context, cons jetstream.Consumer, out chan
 	cbo := l.newBackoff(l.cfg.RetryMax)                    // the nak delay of records that could not be completed
 	failing := false
 	for ctx.Err() == nil {
+		l.heartbeat()
 		start := time.Now()
 		msgs, err := l.fetch(cons)
 		l.obs.received(start, len(msgs), err)

@@ -54,11 +54,13 @@ type Loop struct {
 	watchEvery time.Duration
 	obs        *observer
 
-	bindMu    sync.Mutex              // one EnsureConsumer at a time: the fetch stage's or watch's
-	binding   atomic.Pointer[Binding] // the durable as last bound
-	bound     atomic.Bool             // Run holds the durable
-	unhealthy atomic.Pointer[error]   // why the durable cannot be trusted now; nil: it can
-	lastWrite atomic.Pointer[writeOutcome]
+	bindMu     sync.Mutex              // one EnsureConsumer at a time: the fetch stage's or watch's
+	binding    atomic.Pointer[Binding] // the durable as last bound
+	bound      atomic.Bool             // Run holds the durable
+	unhealthy  atomic.Pointer[error]   // why the durable cannot be trusted now; nil: it can
+	lastWrite  atomic.Pointer[writeOutcome]
+	fetchBeat  atomic.Int64 // unix nanoseconds of the fetch stage's latest heartbeat; 0: Run is not running
+	writeSince atomic.Int64 // unix nanoseconds when the write under way started; 0: none
 
 	// Stats is updated as the loop runs; read it at any time.
 	Stats Stats
@@ -84,6 +86,10 @@ func WithLedger(ledger Ledger) Option { return func(l *Loop) { l.bind.Ledger = l
 // WithAdopt lets the loop take over a durable that feeds another database (see
 // BindOptions.Adopt).
 func WithAdopt(adopt bool) Option { return func(l *Loop) { l.bind.Adopt = adopt } }
+
+// WithRewind makes the loop's first bind recreate its existing durable from the database's safe
+// point (see BindOptions.Rewind): once, after restoring the database from a backup.
+func WithRewind(rewind bool) Option { return func(l *Loop) { l.bind.Rewind = rewind } }
 
 // WithManaged makes the loop bind a durable managed elsewhere, which it never creates,
 // updates or recreates (see BindOptions.Managed): a missing one is waited for, an unsuitable
@@ -140,6 +146,8 @@ func (l *Loop) Run(ctx context.Context) error {
 	if err := l.cfg.Validate(); err != nil {
 		return err
 	}
+	l.heartbeat()
+	defer l.fetchBeat.Store(0)
 	cons, err := l.rebind(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -148,6 +156,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		return err
 	}
 	l.bind.Replay = false // once: a durable bound again later is not replayed again
+	l.bind.Rewind = false // nor rewound
 	defer l.bound.Store(false)
 	unregister, err := l.obs.gauges.observe(l.budget)
 	if err != nil {

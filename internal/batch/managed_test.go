@@ -158,12 +158,13 @@ func consumerInfo(t *testing.T, js jetstream.JetStream, durable string) *jetstre
 	if err != nil {
 		t.Fatal(err)
 	}
-	for info := range s.ListConsumers(ctx).Info() {
+	var found *jetstream.ConsumerInfo
+	for info := range s.ListConsumers(ctx).Info() { // read to the end: the lister's goroutine blocks on each send
 		if info.Name == durable {
-			return info
+			found = info
 		}
 	}
-	return nil
+	return found
 }
 
 // A managed durable that does not exist yet: the loop waits for it, unready, says once what to

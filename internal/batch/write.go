@@ -59,6 +59,8 @@ func (l *Loop) writeStage(ctx context.Context, in <-chan *fetched) {
 // it committed, a nak with the next delay of bo when it failed (reported, with the delay).
 // The store's report is recorded here, once: metrics, spans and the loop's health.
 func (l *Loop) write(ctx context.Context, f *fetched, bo *backoff.ExponentialBackOff) (delay time.Duration, failed bool) {
+	l.writeSince.Store(time.Now().UnixNano())
+	defer l.writeSince.Store(0)
 	pctx, span, start := l.obs.startProcess(ctx, f)
 	tctx, tspan, tstart := l.obs.startTransaction(pctx, len(f.recs))
 	rep, err := l.store.Write(tctx, f.recs)

@@ -59,8 +59,9 @@ func streamCreatedText(t time.Time) string {
 const selectDeadLetters = `SELECT stream, stream_created, stream_seq, subject, reason, payload, headers,
 	recorded_at FROM dead_letters`
 
-// DeadLetters lists the dead letters f selects, oldest first.
-func (s *Sink) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error) {
+// where returns the WHERE clause (without the keyword; "1" when f selects everything) and its
+// arguments. Limit is not part of it.
+func (f DeadLetterFilter) where() (string, []any) {
 	var (
 		where []string
 		args  []any
@@ -80,11 +81,16 @@ func (s *Sink) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLette
 	if !f.Until.IsZero() {
 		where, args = append(where, "recorded_at < ?"), append(args, codec.FormatTime(f.Until))
 	}
-	q := selectDeadLetters
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ") // clauses are constants; values are bound
+	if len(where) == 0 {
+		return "1", nil
 	}
-	q += " ORDER BY recorded_at, stream, stream_created, stream_seq"
+	return strings.Join(where, " AND "), args // clauses are constants; values are bound
+}
+
+// DeadLetters lists the dead letters f selects, oldest first.
+func (s *Sink) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error) {
+	where, args := f.where()
+	q := selectDeadLetters + " WHERE " + where + " ORDER BY recorded_at, stream, stream_created, stream_seq"
 	if f.Limit > 0 {
 		q += " LIMIT ?"
 		args = append(args, f.Limit)

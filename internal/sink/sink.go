@@ -31,16 +31,29 @@ func (c connector) Driver() driver.Driver                        { return c.drv 
 // default auto-checkpoint (1000 pages, 4 MiB) would copy the WAL back into the database at
 // nearly every commit. A larger WAL lets a page rewritten by several commits be copied once;
 // journal_size_limit truncates the WAL file once a checkpoint has emptied it.
+//
+// Only PASSIVE checkpoints, and at a threshold above litestream's (1,000 pages): litestream,
+// replicating the database from another process, does the checkpointing while it runs. A
+// RESTART or TRUNCATE checkpoint here would reset the WAL under it and force a full snapshot
+// (faults/litestream_test.go fails on one; README, "Backups with litestream").
 const (
 	walAutocheckpointPages = 16384    // 64 MiB of 4 KiB pages
 	journalSizeLimit       = 64 << 20 // bytes
 )
 
-// connectHook sets what the DSN cannot.
-func connectHook(c *sqlite3.SQLiteConn) error {
-	_, err := c.Exec(fmt.Sprintf("PRAGMA wal_autocheckpoint = %d; PRAGMA journal_size_limit = %d;",
-		walAutocheckpointPages, journalSizeLimit), nil)
-	return err
+// connectHook sets what the DSN cannot. With persistWAL, closing the last connection keeps
+// the -wal and -shm files (emptied) instead of deleting them.
+func connectHook(persistWAL bool) func(c *sqlite3.SQLiteConn) error {
+	return func(c *sqlite3.SQLiteConn) error {
+		if _, err := c.Exec(fmt.Sprintf("PRAGMA wal_autocheckpoint = %d; PRAGMA journal_size_limit = %d;",
+			walAutocheckpointPages, journalSizeLimit), nil); err != nil {
+			return err
+		}
+		if persistWAL {
+			return c.SetFileControlInt("main", sqlite3.SQLITE_FCNTL_PERSIST_WAL, 1)
+		}
+		return nil
+	}
 }
 
 // Sink is fanin's SQLite database. One connection writes; both projections share it, so they
@@ -56,13 +69,18 @@ type Sink struct {
 	inFlight *sql.Stmt // InsertInFlight's statement, prepared at its first call
 }
 
-// Open opens (creating it with mode 0600 if needed) the database at cfg.Path and checks that it
-// is usable. It does not migrate: call Migrate.
+// Open opens (creating it with mode 0600, or cfg.Mode, if needed) the database at cfg.Path and
+// checks that it is usable; with cfg.Mode or cfg.Group set, it gives them to the database and
+// its -wal and -shm files. It does not migrate: call Migrate.
 func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(cfg.Path, os.O_RDWR|os.O_CREATE, 0o600)
+	perm := cfg.Mode
+	if perm == 0 {
+		perm = 0o600
+	}
+	f, err := os.OpenFile(cfg.Path, os.O_RDWR|os.O_CREATE, perm)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -72,7 +90,7 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 
-	db := sql.OpenDB(connector{dsn: dsn(cfg), drv: &sqlite3.SQLiteDriver{ConnectHook: connectHook}})
+	db := sql.OpenDB(connector{dsn: dsn(cfg), drv: &sqlite3.SQLiteDriver{ConnectHook: connectHook(cfg.sharesFiles())}})
 	// One connection: SQLite allows one writer at a time, and a single connection is what
 	// makes the two projections queue here instead of failing with SQLITE_BUSY.
 	db.SetMaxOpenConns(1)
@@ -88,6 +106,19 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	if mode != "wal" {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: journal mode is %q, want wal (is it on a network filesystem?)", cfg.Path, mode)
+	}
+	if cfg.sharesFiles() {
+		// A read transaction opens (creating them) the -wal and -shm files, which then get the
+		// mode and group too.
+		var n int
+		err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&n)
+		if err == nil {
+			err = applyPerm(cfg)
+		}
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open database %s: %w", cfg.Path, err)
+		}
 	}
 	s := &Sink{cfg: cfg, db: db, file: file}
 	if err := s.CheckFile(); err != nil { // replaced between the open and the first connection

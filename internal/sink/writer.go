@@ -15,6 +15,7 @@ import (
 
 	"fanin/internal/codec"
 	"fanin/internal/fault"
+	"fanin/internal/project"
 	"fanin/internal/store"
 )
 
@@ -100,14 +101,6 @@ func (s *Sink) writeSplit(ctx context.Context, recs []codec.Record, idx []int, t
 	return s.writeSplit(ctx, recs, idx[half:], t)
 }
 
-// entry tracks one result_id through a batch.
-type entry struct {
-	cur       row
-	existed   bool // a row was in the table before this transaction
-	dirty     bool
-	unchanged int // records that changed nothing
-}
-
 // writeTx writes recs[idx...] in one BEGIN IMMEDIATE transaction and adds what it did to t.
 // Records with an error in t.rejected are dead-lettered with it as the reason; the others are
 // projected. Errors the database returns are classified (see classify).
@@ -137,8 +130,8 @@ func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, t *t
 		}
 	}
 	var rep counts
-	var execs map[string]*execDelta
-	if startedOnly(recs, good) {
+	var execs project.Deltas
+	if project.StartedOnly(recs, good) {
 		execs, err = writeInsertFirst(ctx, tx, recs, good, &rep)
 	} else {
 		execs, err = writeLookupFirst(ctx, tx, recs, good, &rep)
@@ -174,12 +167,12 @@ type counts struct{ Inserted, Updated, Unchanged int }
 
 // writeLookupFirst reads the rows the records touch, merges the records into them and writes
 // the rows that changed.
-func writeLookupFirst(ctx context.Context, tx *txn, recs []codec.Record, good []int, rep *counts) (map[string]*execDelta, error) {
-	entries, err := loadRows(ctx, tx, resultIDs(recs, good))
+func writeLookupFirst(ctx context.Context, tx *txn, recs []codec.Record, good []int, rep *counts) (project.Deltas, error) {
+	entries, err := loadRows(ctx, tx, project.ResultIDs(recs, good))
 	if err != nil {
 		return nil, err
 	}
-	execs := merge(recs, good, entries)
+	execs := project.Merge(recs, good, entries)
 	existed, err := writeRows(ctx, tx, entries, rep)
 	if err != nil {
 		return nil, err
@@ -187,22 +180,22 @@ func writeLookupFirst(ctx context.Context, tx *txn, recs []codec.Record, good []
 	if len(existed) > 0 { // cannot happen under the write lock; never insert over a row
 		return nil, fmt.Errorf("insert: row %s appeared during the transaction", existed[0])
 	}
-	rep.Unchanged += unchanged(entries)
+	rep.Unchanged += project.Unchanged(entries)
 	return execs, nil
 }
 
 // writeInsertFirst writes a batch of started events. They usually come before their results,
 // so most of their rows do not exist yet: it inserts first, and reads and merges again only the
 // rows that turn out to exist — saving the lookup of every id.
-func writeInsertFirst(ctx context.Context, tx *txn, recs []codec.Record, good []int, rep *counts) (map[string]*execDelta, error) {
-	fresh := make(map[string]*entry, len(good))
-	execs := merge(recs, good, fresh) // started events into absent rows owe no counts
+func writeInsertFirst(ctx context.Context, tx *txn, recs []codec.Record, good []int, rep *counts) (project.Deltas, error) {
+	fresh := make(map[string]*project.Entry, len(good))
+	execs := project.Merge(recs, good, fresh) // started events into absent rows owe no counts
 	existed, err := writeRows(ctx, tx, fresh, rep)
 	if err != nil {
 		return nil, err
 	}
 	if len(existed) == 0 {
-		rep.Unchanged += unchanged(fresh)
+		rep.Unchanged += project.Unchanged(fresh)
 		return execs, nil
 	}
 	again := make(map[string]bool, len(existed))
@@ -210,7 +203,7 @@ func writeInsertFirst(ctx context.Context, tx *txn, recs []codec.Record, good []
 		again[id] = true
 		delete(fresh, id)
 	}
-	rep.Unchanged += unchanged(fresh)
+	rep.Unchanged += project.Unchanged(fresh)
 	var redo []int
 	for _, i := range good {
 		if again[recs[i].Started.ResultID] {
@@ -221,96 +214,12 @@ func writeInsertFirst(ctx context.Context, tx *txn, recs []codec.Record, good []
 	if err != nil {
 		return nil, err
 	}
-	for id, d := range merge(recs, redo, entries) {
-		e := execDeltaFor(execs, id)
-		e.started = e.started || d.started
-		e.success += d.success
-		e.failure += d.failure
-	}
+	execs.Add(project.Merge(recs, redo, entries))
 	if _, err := writeRows(ctx, tx, entries, rep); err != nil {
 		return nil, err
 	}
-	rep.Unchanged += unchanged(entries)
+	rep.Unchanged += project.Unchanged(entries)
 	return execs, nil
-}
-
-// merge applies recs[idx...], in batch order, to the rows in entries (adding the rows it
-// creates): the same as applying them one by one, but each row is then written once and each
-// execution's counters bumped once. It returns what the executions are owed.
-func merge(recs []codec.Record, idx []int, entries map[string]*entry) map[string]*execDelta {
-	execs := map[string]*execDelta{}
-	slab := make([]entry, 0, len(idx)) // the entries merge creates, in one allocation
-	for _, i := range idx {
-		r := &recs[i]
-		id := resultID(r)
-		e := entries[id]
-		var cur *row
-		if e != nil {
-			cur = &e.cur
-		}
-		var (
-			next    row
-			changed bool
-			bump    *outcome
-		)
-		if r.Kind == codec.KindStarted {
-			next, changed, bump = applyStarted(cur, &r.Started, r.RecordedAtText())
-			execDeltaFor(execs, r.Started.ExecID).started = true
-		} else {
-			next, changed, bump = applyResult(cur, &r.Result, r.RecordedAtText())
-		}
-		if !changed {
-			e.unchanged++ // a record that changes nothing found a row
-			continue
-		}
-		if e == nil {
-			slab = append(slab, entry{}) // within its capacity: earlier entries do not move
-			e = &slab[len(slab)-1]
-			entries[id] = e
-		}
-		e.cur, e.dirty = next, true
-		if bump != nil {
-			d := execDeltaFor(execs, bump.execID)
-			if bump.success {
-				d.success++
-			} else {
-				d.failure++
-			}
-		}
-	}
-	return execs
-}
-
-func resultID(r *codec.Record) string {
-	if r.Kind == codec.KindStarted {
-		return r.Started.ResultID
-	}
-	return r.Result.ResultID
-}
-
-func resultIDs(recs []codec.Record, idx []int) []string {
-	ids := make([]string, len(idx))
-	for k, i := range idx {
-		ids[k] = resultID(&recs[i])
-	}
-	return ids
-}
-
-func startedOnly(recs []codec.Record, idx []int) bool {
-	for _, i := range idx {
-		if recs[i].Kind != codec.KindStarted {
-			return false
-		}
-	}
-	return len(idx) > 0
-}
-
-func unchanged(entries map[string]*entry) int {
-	n := 0
-	for _, e := range entries {
-		n += e.unchanged
-	}
-	return n
 }
 
 const selectRows = `SELECT result_id, request_id, coalesce(exec_id, ''), pc_id, exit_code,
@@ -319,8 +228,8 @@ const selectRows = `SELECT result_id, request_id, coalesce(exec_id, ''), pc_id, 
 	FROM execution_results WHERE result_id IN (SELECT value FROM json_each(?))`
 
 // loadRows reads the existing rows of ids in one query. stdout and stderr are not read.
-func loadRows(ctx context.Context, tx *txn, ids []string) (map[string]*entry, error) {
-	entries := make(map[string]*entry, len(ids))
+func loadRows(ctx context.Context, tx *txn, ids []string) (map[string]*project.Entry, error) {
+	entries := make(map[string]*project.Entry, len(ids))
 	if len(ids) == 0 {
 		return entries, nil
 	}
@@ -350,13 +259,13 @@ func loadRows(ctx context.Context, tx *txn, ids []string) (map[string]*entry, er
 			} else if err != nil {
 				return err
 			}
-			r := row{resultID: text(v[0]), requestID: text(v[1]), execID: text(v[2]), pcID: text(v[3]),
-				startedAt: text(v[5]), finishedAt: text(v[6]), recordedAt: text(v[7]), jobID: text(v[8]),
-				version: text(v[9]), reaped: integer(v[10]) != 0, parentResultID: text(v[11]),
-				skipped: integer(v[12]) != 0}
-			r.exitCode = int32(integer(v[4]))
-			r.finished = r.finishedAt != ""
-			entries[r.resultID] = &entry{cur: r, existed: true}
+			r := project.Row{ResultID: text(v[0]), RequestID: text(v[1]), ExecID: text(v[2]), PCID: text(v[3]),
+				StartedAt: text(v[5]), FinishedAt: text(v[6]), RecordedAt: text(v[7]), JobID: text(v[8]),
+				Version: text(v[9]), Reaped: integer(v[10]) != 0, ParentResultID: text(v[11]),
+				Skipped: integer(v[12]) != 0}
+			r.ExitCode = int32(integer(v[4]))
+			r.Finished = r.FinishedAt != ""
+			entries[r.ResultID] = &project.Entry{Cur: r, Existed: true}
 		}
 	})
 	if err != nil {
@@ -412,71 +321,56 @@ const (
 // writeRows inserts the new rows and updates the changed ones, in result_id order, which keeps
 // B-tree page visits local. An insert that finds its row already there changes nothing; those
 // ids are returned.
-func writeRows(ctx context.Context, tx *txn, entries map[string]*entry, rep *counts) (existed []string, err error) {
-	dirty := make([]*entry, 0, len(entries))
+func writeRows(ctx context.Context, tx *txn, entries map[string]*project.Entry, rep *counts) (existed []string, err error) {
+	dirty := make([]*project.Entry, 0, len(entries))
 	for _, e := range entries {
-		if e.dirty {
+		if e.Dirty {
 			dirty = append(dirty, e)
 		}
 	}
 	if len(dirty) == 0 {
 		return nil, nil
 	}
-	sort.Slice(dirty, func(i, j int) bool { return dirty[i].cur.resultID < dirty[j].cur.resultID })
+	sort.Slice(dirty, func(i, j int) bool { return dirty[i].Cur.ResultID < dirty[j].Cur.ResultID })
 
 	err = tx.raw(func(c *sqlite3.SQLiteConn) error {
 		var st rowStatements
 		defer st.close()
 		for _, e := range dirty {
-			r := &e.cur
-			if !e.existed {
+			r := &e.Cur
+			if !e.Existed {
 				n, err := st.exec(ctx, c, &st.ins, insertRow,
-					r.resultID, r.requestID, nullable(r.execID), r.pcID, exitCode(r), r.stdout, r.stderr,
-					r.startedAt, nullable(r.finishedAt), r.recordedAt, nullable(r.jobID), nullable(r.version),
-					r.reaped, nullable(r.parentResultID), r.skipped)
+					r.ResultID, r.RequestID, nullable(r.ExecID), r.PCID, exitCode(r), r.Stdout, r.Stderr,
+					r.StartedAt, nullable(r.FinishedAt), r.RecordedAt, nullable(r.JobID), nullable(r.Version),
+					r.Reaped, nullable(r.ParentResultID), r.Skipped)
 				if err != nil {
-					return fmt.Errorf("insert %s: %w", r.resultID, err)
+					return fmt.Errorf("insert %s: %w", r.ResultID, err)
 				}
 				if n == 0 {
-					existed = append(existed, r.resultID)
+					existed = append(existed, r.ResultID)
 					continue
 				}
 				rep.Inserted++
 				continue
 			}
 			var err error
-			if !r.textSet {
-				_, err = st.exec(ctx, c, &st.upd, updateRow, r.requestID, nullable(r.execID), exitCode(r),
-					nullable(r.finishedAt), r.recordedAt, nullable(r.jobID), nullable(r.version), r.reaped,
-					nullable(r.parentResultID), r.skipped, r.resultID)
+			if !r.TextSet {
+				_, err = st.exec(ctx, c, &st.upd, updateRow, r.RequestID, nullable(r.ExecID), exitCode(r),
+					nullable(r.FinishedAt), r.RecordedAt, nullable(r.JobID), nullable(r.Version), r.Reaped,
+					nullable(r.ParentResultID), r.Skipped, r.ResultID)
 			} else {
-				_, err = st.exec(ctx, c, &st.txt, updateRowText, r.requestID, nullable(r.execID), exitCode(r),
-					nullable(r.finishedAt), r.recordedAt, nullable(r.jobID), nullable(r.version), r.reaped,
-					nullable(r.parentResultID), r.skipped, r.stdout, r.stderr, r.resultID)
+				_, err = st.exec(ctx, c, &st.txt, updateRowText, r.RequestID, nullable(r.ExecID), exitCode(r),
+					nullable(r.FinishedAt), r.RecordedAt, nullable(r.JobID), nullable(r.Version), r.Reaped,
+					nullable(r.ParentResultID), r.Skipped, r.Stdout, r.Stderr, r.ResultID)
 			}
 			if err != nil {
-				return fmt.Errorf("update %s: %w", r.resultID, err)
+				return fmt.Errorf("update %s: %w", r.ResultID, err)
 			}
 			rep.Updated++
 		}
 		return nil
 	})
 	return existed, err
-}
-
-// execDelta is what one batch owes one execution.
-type execDelta struct {
-	started          bool // a started event was seen: pending → running
-	success, failure int
-}
-
-func execDeltaFor(m map[string]*execDelta, execID string) *execDelta {
-	d := m[execID]
-	if d == nil {
-		d = &execDelta{}
-		m[execID] = d
-	}
-	return d
 }
 
 const (
@@ -495,7 +389,7 @@ const (
 // pending → running step goes first: a bump in the same batch then settles the status from the
 // counts, as it would have applied one event at a time. A missing executions row is a no-op:
 // the backend creates them, never fanin.
-func writeExecutions(ctx context.Context, tx *txn, execs map[string]*execDelta) error {
+func writeExecutions(ctx context.Context, tx *txn, execs project.Deltas) error {
 	ids := make([]string, 0, len(execs))
 	for id := range execs {
 		if id != "" {
@@ -505,13 +399,13 @@ func writeExecutions(ctx context.Context, tx *txn, execs map[string]*execDelta) 
 	sort.Strings(ids) // a fixed lock order keeps concurrent writers out of each other's way
 	for _, id := range ids {
 		d := execs[id]
-		if d.started {
+		if d.Started {
 			if _, err := tx.ExecContext(ctx, markRunning, id); err != nil {
 				return fmt.Errorf("mark execution %s running: %w", id, err)
 			}
 		}
-		if n := d.success + d.failure; n > 0 {
-			if _, err := tx.ExecContext(ctx, bumpCounts, d.success, d.failure, n, id); err != nil {
+		if n := d.Success + d.Failure; n > 0 {
+			if _, err := tx.ExecContext(ctx, bumpCounts, d.Success, d.Failure, n, id); err != nil {
 				return fmt.Errorf("count results of execution %s: %w", id, err)
 			}
 		}
@@ -561,9 +455,9 @@ func nullable(s string) any {
 	return s
 }
 
-func exitCode(r *row) any {
-	if !r.finished {
+func exitCode(r *project.Row) any {
+	if !r.Finished {
 		return nil
 	}
-	return int64(r.exitCode)
+	return int64(r.ExitCode)
 }

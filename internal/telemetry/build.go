@@ -74,7 +74,7 @@ func (b Build) String() string {
 	return s
 }
 
-// ScopeName is the instrumentation scope of the fanin.build.info gauge.
+// ScopeName is the instrumentation scope of the fanin.build.info and fanin.ready gauges.
 const ScopeName = "fanin/internal/telemetry"
 
 // recordBuild sets the fanin.build.info gauge (fanin_build_info in Prometheus) to 1, labelled

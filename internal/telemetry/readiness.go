@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // DefaultReadyCacheTTL is how long Readiness reuses a verdict.
@@ -59,6 +61,28 @@ func (r *Readiness) Ready(ctx context.Context) error {
 	}
 	r.at, r.err = time.Now(), joinLine(errs)
 	return r.err
+}
+
+// Observe registers the fanin.ready gauge (fanin_ready in Prometheus) on mp: 1 while every
+// check passes, 0 otherwise — the verdict /readyz gives, read at each collection through the
+// same cache. It is one series per process, without attributes, so that "not ready" can be
+// alerted on from the metrics alone (fanin_ready == 0) rather than by probing /readyz. The
+// gauge lives as long as mp.
+func (r *Readiness) Observe(mp metric.MeterProvider) error {
+	_, err := mp.Meter(ScopeName).Int64ObservableGauge("fanin.ready",
+		metric.WithDescription("1 while the process is ready (as /readyz answers 200), else 0."),
+		metric.WithInt64Callback(func(ctx context.Context, o metric.Int64Observer) error {
+			var v int64
+			if r.Ready(ctx) == nil {
+				v = 1
+			}
+			o.Observe(v)
+			return nil
+		}))
+	if err != nil {
+		return fmt.Errorf("readiness gauge: %w", err)
+	}
+	return nil
 }
 
 // joinLine joins errs on one line, separated by "; ".

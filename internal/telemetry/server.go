@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,9 +18,10 @@ import (
 
 // Server is the operator's HTTP listener:
 //
-//	/metrics  the Prometheus text format (404 when there is no gatherer)
-//	/healthz  200 "ok" while the process serves at all (liveness)
-//	/readyz   200 "ready", or 503 with the reasons (readiness)
+//	/metrics        the Prometheus text format (404 when there is no gatherer)
+//	/healthz        200 "ok" while the process serves at all (liveness)
+//	/readyz         200 "ready", or 503 with the reasons (readiness)
+//	/debug/pprof/   the Go profiler (net/http/pprof), with WithProfiling only; 404 otherwise
 type Server struct {
 	addr  string
 	srv   *http.Server
@@ -29,11 +31,32 @@ type Server struct {
 	ready *Readiness
 }
 
-// NewServer returns a server for addr ("host:port"; port 0 picks one) serving g and ready. It
-// does no I/O: call Start.
-func NewServer(addr string, g prometheus.Gatherer, ready *Readiness, log *slog.Logger) *Server {
+// ServerOption adds to what a Server serves.
+type ServerOption func(*http.ServeMux)
+
+// WithProfiling serves the Go profiler (net/http/pprof) under /debug/pprof/: heap, goroutine,
+// allocs, block, mutex and threadcreate profiles, a CPU profile (/debug/pprof/profile?seconds=N)
+// and an execution trace. Off unless asked for: whoever reaches the listener can read stack
+// traces and the command line, and a CPU profile or trace costs CPU while it runs.
+func WithProfiling() ServerOption {
+	return func(mux *http.ServeMux) {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index) // also serves each named profile
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
+}
+
+// NewServer returns a server for addr ("host:port"; port 0 picks one) serving g and ready, and
+// what opts add. It does no I/O: call Start.
+func NewServer(addr string, g prometheus.Gatherer, ready *Readiness, log *slog.Logger, opts ...ServerOption) *Server {
 	s := &Server{addr: addr, log: log, ready: ready, done: make(chan struct{})}
 	mux := http.NewServeMux()
+	for _, o := range opts {
+		o(mux)
+	}
 	if g != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	}

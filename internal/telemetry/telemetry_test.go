@@ -269,3 +269,38 @@ func TestLogHandlerAddsTheActiveSpan(t *testing.T) {
 		t.Errorf("record outside a span has a trace_id: %v", out)
 	}
 }
+
+// TestProfilingIsServedOnlyWhenAskedFor: without WithProfiling, /debug/pprof/ is a 404; with
+// it, the index and the named profiles are served beside /metrics.
+func TestProfilingIsServedOnlyWhenAskedFor(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		opts     []telemetry.ServerOption
+		wantCode int
+	}{
+		{"off by default", nil, 404},
+		{"on when asked for", []telemetry.ServerOption{telemetry.WithProfiling()}, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := telemetry.NewServer("127.0.0.1:0", nil, telemetry.NewReadiness(0), quiet, tc.opts...)
+			if err := srv.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Shutdown(context.Background())
+			base := "http://" + srv.Addr()
+			for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1", "/debug/pprof/cmdline"} {
+				if code, _ := get(t, base+path); code != tc.wantCode {
+					t.Errorf("GET %s: %d, want %d", path, code, tc.wantCode)
+				}
+			}
+			if code, body := get(t, base+"/healthz"); code != 200 || body != "ok\n" {
+				t.Errorf("/healthz: %d %q", code, body)
+			}
+			if tc.wantCode == 200 {
+				if _, body := get(t, base+"/debug/pprof/"); !strings.Contains(body, "goroutine") {
+					t.Errorf("/debug/pprof/ does not list the goroutine profile:\n%s", body)
+				}
+			}
+		})
+	}
+}

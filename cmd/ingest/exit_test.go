@@ -1,0 +1,5 @@
+package main
+
+import "os"
+
+func exitWith(code int) { os.Exit(code) }
