@@ -16,7 +16,7 @@ import (
 	"fanin/internal/natstest"
 	"fanin/internal/pgsink"
 	"fanin/internal/pgtest"
-	"fanin/internal/sink"
+	"fanin/internal/store"
 )
 
 // The PostgreSQL server of the fault tests, started by the first test that needs one and
@@ -50,7 +50,7 @@ func newPGDB(t *testing.T, b fleet.Broadcast) string {
 	if _, err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddExecution(ctx, sink.Execution{ExecID: b.ExecID, JobID: b.ManifestID, Version: b.Version,
+	if err := s.AddExecution(ctx, store.Execution{ExecID: b.ExecID, JobID: b.ManifestID, Version: b.Version,
 		InitiatedBy: "faults", InitiatedAt: time.Now(), TargetCount: b.PCs}); err != nil {
 		t.Fatal(err)
 	}

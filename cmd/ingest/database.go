@@ -6,6 +6,7 @@ import (
 	"fanin/internal/batch"
 	"fanin/internal/pgsink"
 	"fanin/internal/sink"
+	"fanin/internal/store"
 )
 
 // database is what the commands need of the store --db names: sink.Sink for a SQLite file,
@@ -22,17 +23,17 @@ type database interface {
 // deadLetterStore is what `ingest dead-letters` needs.
 type deadLetterStore interface {
 	database
-	DeadLetters(ctx context.Context, f sink.DeadLetterFilter) ([]sink.DeadLetter, error)
-	DeleteDeadLetter(ctx context.Context, d sink.DeadLetter) (bool, error)
-	PurgeDeadLetters(ctx context.Context, f sink.DeadLetterFilter, chunk int) (int, error)
+	DeadLetters(ctx context.Context, f store.DeadLetterFilter) ([]store.DeadLetterRow, error)
+	DeleteDeadLetter(ctx context.Context, d store.DeadLetterRow) (bool, error)
+	PurgeDeadLetters(ctx context.Context, f store.DeadLetterFilter, chunk int) (int, error)
 }
 
 // demoStore is what `ingest demo` needs beyond ingesting: the execution the backend would
 // create, and the summary read back.
 type demoStore interface {
 	deadLetterStore
-	AddExecution(ctx context.Context, e sink.Execution) error
-	Summary(ctx context.Context, execID string) (sink.Summary, error)
+	AddExecution(ctx context.Context, e store.Execution) error
+	Summary(ctx context.Context, execID string) (store.Summary, error)
 }
 
 // readyChecker is what /readyz asks of the database, without borrowing the writer's

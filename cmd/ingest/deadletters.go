@@ -19,7 +19,7 @@ import (
 
 	"fanin/internal/broker"
 	"fanin/internal/codec"
-	"fanin/internal/sink"
+	"fanin/internal/store"
 )
 
 const deadLettersSynopsis = `ingest dead-letters — list the messages fanin set aside, replay them after a fix, purge old ones.
@@ -47,7 +47,7 @@ milliseconds at a time; it prints how many went. Without a filter it needs --all
 
 // deadLetterFlags are the flags of the dead-letters commands.
 type deadLetterFlags struct {
-	filter       sink.DeadLetterFilter
+	filter       store.DeadLetterFilter
 	since, until string
 	created      string
 	json, dryRun bool
@@ -159,7 +159,7 @@ func (f *deadLetterFlags) checkPurge() error {
 	if f.filter.Limit != 0 {
 		return errors.New("purge takes no --limit: it deletes all that the filters select (narrow them, e.g. --until)")
 	}
-	if f.filter == (sink.DeadLetterFilter{}) && !f.all {
+	if f.filter == (store.DeadLetterFilter{}) && !f.all {
 		return errors.New("purge without a filter deletes every dead letter: say --all, or select some (e.g. --until 720h)")
 	}
 	return nil
@@ -180,7 +180,7 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
-func printDeadLetters(w io.Writer, dls []sink.DeadLetter, asJSON bool) error {
+func printDeadLetters(w io.Writer, dls []store.DeadLetterRow, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		for _, d := range dls {
@@ -265,7 +265,7 @@ func quoteIfNeeded(s string) string {
 
 // replayDeadLetters republishes each dead letter and deletes it once JetStream acknowledged it.
 // It stops at the first failure; what was not replayed stays in the table.
-func replayDeadLetters(ctx context.Context, cfg *config, db deadLetterStore, dls []sink.DeadLetter, logw io.Writer) (int, error) {
+func replayDeadLetters(ctx context.Context, cfg *config, db deadLetterStore, dls []store.DeadLetterRow, logw io.Writer) (int, error) {
 	if len(dls) == 0 {
 		return 0, nil
 	}

@@ -11,7 +11,7 @@ import (
 	"fanin/internal/codec"
 	"fanin/internal/fleet"
 	"fanin/internal/pgsink"
-	"fanin/internal/sink"
+	"fanin/internal/store"
 )
 
 const demoSynopsis = `ingest demo — the first thing to run: a broadcast to a simulated fleet, ingested live.
@@ -88,7 +88,7 @@ func runDemo(ctx context.Context, cfg *config, log *slog.Logger, stdout, stderr 
 		}
 	}
 	// The backend creates the execution before it broadcasts; fanin only moves it along.
-	if err := a.db.AddExecution(ctx, sink.Execution{ExecID: b.ExecID, JobID: b.ManifestID, Version: b.Version,
+	if err := a.db.AddExecution(ctx, store.Execution{ExecID: b.ExecID, JobID: b.ManifestID, Version: b.Version,
 		InitiatedBy: "demo", InitiatedAt: time.Now(), TargetCount: b.PCs}); err != nil {
 		a.close(ctx)
 		return fmt.Errorf("create the execution: %w", err)

@@ -16,7 +16,7 @@ import (
 	"fanin/internal/natstest"
 	"fanin/internal/pgsink"
 	"fanin/internal/pgtest"
-	"fanin/internal/sink"
+	"fanin/internal/store"
 )
 
 // The PostgreSQL server of this package's tests, started by the first test that needs one.
@@ -99,7 +99,7 @@ func TestTwoReplicasIngestIntoOnePostgres(t *testing.T) {
 			t.Fatalf("open: %v", err)
 		}
 		if len(replicas) == 0 {
-			if err := a.db.AddExecution(ctx, sink.Execution{ExecID: b.ExecID, JobID: b.ManifestID, Version: b.Version,
+			if err := a.db.AddExecution(ctx, store.Execution{ExecID: b.ExecID, JobID: b.ManifestID, Version: b.Version,
 				InitiatedBy: "test", InitiatedAt: time.Now(), TargetCount: b.PCs}); err != nil {
 				t.Fatal(err)
 			}
@@ -217,7 +217,7 @@ func TestPostgresRestartMidIngestLosesNothing(t *testing.T) {
 	cfg := testConfig(t, srv.ClientURL())
 	cfg.DB.Path, cfg.PG.URL = dbURL, dbURL
 	r := startPrepared(t, cfg, func(a *app) {
-		if err := a.db.AddExecution(context.Background(), sink.Execution{ExecID: b.ExecID, JobID: b.ManifestID,
+		if err := a.db.AddExecution(context.Background(), store.Execution{ExecID: b.ExecID, JobID: b.ManifestID,
 			Version: b.Version, InitiatedBy: "test", InitiatedAt: time.Now(), TargetCount: b.PCs}); err != nil {
 			t.Fatal(err)
 		}

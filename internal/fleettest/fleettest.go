@@ -15,6 +15,7 @@ import (
 	"fanin/internal/fleet"
 	"fanin/internal/natstest"
 	"fanin/internal/sink"
+	"fanin/internal/store"
 )
 
 // CreateExecution migrates the database at path and adds b's executions row, as the backend
@@ -32,7 +33,7 @@ func CreateExecution(t testing.TB, path string, b fleet.Broadcast) {
 	if _, err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddExecution(ctx, sink.Execution{ExecID: b.ExecID, JobID: b.ManifestID, Version: b.Version,
+	if err := s.AddExecution(ctx, store.Execution{ExecID: b.ExecID, JobID: b.ManifestID, Version: b.Version,
 		InitiatedBy: "test", InitiatedAt: time.Date(2026, 5, 20, 12, 0, 0, 0, time.UTC), TargetCount: b.PCs}); err != nil {
 		t.Fatal(err)
 	}

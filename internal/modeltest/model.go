@@ -4,9 +4,12 @@
 // through the store, and after every step its three tables must equal those of an in-memory
 // model written from the text of docs/contract.md — not from package project.
 //
-// It was internal/sink's model test; the SQLite store keeps its own copy in
-// internal/sink/model_test.go, the PostgreSQL store (internal/pgsink) runs this one. Statements
-// use $1-style parameters, which both databases read.
+// Both stores run it: internal/sink (SQLite) and internal/pgsink (PostgreSQL) each call Property
+// and RunScenario on every Regression from a test of their own. Statements use $1-style
+// parameters, which both databases read.
+//
+// Failing cases are kept by rapid under the calling package's testdata/rapid/ and replayed
+// first on every run; each one found so far is also pinned as a Regression.
 package modeltest
 
 import (
@@ -14,8 +17,10 @@ import (
 	"crypto/sha1"
 	"database/sql"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
+	"testing"
 	"time"
 
 	"pgregory.net/rapid"
@@ -489,10 +494,25 @@ func DrawScenario(t *rapid.T) Scenario {
 	return sc
 }
 
-// ---- running a Scenario through the real sink ----
+// ---- running a Scenario through a store ----
 
 // reaperFinishedAt is when the reaper closes rows: after everything the fleet sends.
 var reaperFinishedAt = storeTime(modelT0.Add(time.Hour))
+
+// Property checks s against the model on rapid's number of generated scenarios (100 unless
+// -rapid.checks or RAPID_CHECKS says otherwise), soakRounds times that under FANIN_SOAK=1
+// (make soak). db is the same database as s, through database/sql: the model's reaper writes
+// with it and the tables are read back with it.
+func Property(t *testing.T, s Writer, db *sql.DB, soakRounds int) {
+	t.Helper()
+	rounds := 1
+	if os.Getenv("FANIN_SOAK") == "1" {
+		rounds = soakRounds
+	}
+	for range rounds {
+		rapid.Check(t, func(rt *rapid.T) { RunScenario(rt, s, db, DrawScenario(rt)) })
+	}
+}
 
 // RunScenario plays sc on s (whose tables it empties first) and on a fresh model, comparing
 // the tables after every step.

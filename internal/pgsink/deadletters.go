@@ -10,12 +10,12 @@ import (
 
 	"fanin/internal/codec"
 	"fanin/internal/fault"
-	"fanin/internal/sink"
+	"fanin/internal/store"
 )
 
 // deadLetterWhere is the WHERE clause of the dead letters f selects (not its Limit), with its
 // arguments $1, $2, …
-func deadLetterWhere(f sink.DeadLetterFilter) (string, []any) {
+func deadLetterWhere(f store.DeadLetterFilter) (string, []any) {
 	var (
 		where []string
 		args  []any
@@ -46,7 +46,7 @@ func deadLetterWhere(f sink.DeadLetterFilter) (string, []any) {
 }
 
 // DeadLetters lists the dead letters f selects, oldest first, as sink.Sink.DeadLetters does.
-func (s *Store) DeadLetters(ctx context.Context, f sink.DeadLetterFilter) ([]sink.DeadLetter, error) {
+func (s *Store) DeadLetters(ctx context.Context, f store.DeadLetterFilter) ([]store.DeadLetterRow, error) {
 	if !s.enter() {
 		return nil, ErrClosed
 	}
@@ -63,8 +63,8 @@ func (s *Store) DeadLetters(ctx context.Context, f sink.DeadLetterFilter) ([]sin
 		return nil, fmt.Errorf("list dead letters: %w", redacted(err, s.cfg.URL))
 	}
 	var (
-		out []sink.DeadLetter
-		d   sink.DeadLetter
+		out []store.DeadLetterRow
+		d   store.DeadLetterRow
 		seq int64
 	)
 	_, err = pgx.ForEachRow(rows, []any{&d.Stream, &d.StreamCreated, &seq, &d.Subject, &d.Reason, &d.Payload,
@@ -74,7 +74,7 @@ func (s *Store) DeadLetters(ctx context.Context, f sink.DeadLetterFilter) ([]sin
 		dl.Payload = append([]byte{}, d.Payload...)
 		if d.RawHeader != nil {
 			dl.RawHeader = append([]byte{}, d.RawHeader...)
-			h, err := sink.DecodeHeader(dl.RawHeader)
+			h, err := store.DecodeHeader(dl.RawHeader)
 			if err != nil {
 				return fmt.Errorf("dead letter %s/%d: headers: %w", dl.Stream, dl.Seq, err)
 			}
@@ -91,7 +91,7 @@ func (s *Store) DeadLetters(ctx context.Context, f sink.DeadLetterFilter) ([]sin
 
 // DeleteDeadLetter removes the dead letter d names (stream, incarnation, sequence) and no
 // other, reporting whether it was there.
-func (s *Store) DeleteDeadLetter(ctx context.Context, d sink.DeadLetter) (bool, error) {
+func (s *Store) DeleteDeadLetter(ctx context.Context, d store.DeadLetterRow) (bool, error) {
 	if !s.enter() {
 		return false, ErrClosed
 	}
@@ -105,15 +105,15 @@ func (s *Store) DeleteDeadLetter(ctx context.Context, d sink.DeadLetter) (bool, 
 }
 
 // PurgeDeadLetters deletes every dead letter f selects (f.Limit must be 0), chunk rows (0:
-// sink.DefaultPurgeChunk) per transaction so that no transaction holds many row locks for
+// store.DefaultPurgeChunk) per transaction so that no transaction holds many row locks for
 // long while ingest writes, and returns how many it deleted — as sink.Sink.PurgeDeadLetters
 // does for SQLite.
-func (s *Store) PurgeDeadLetters(ctx context.Context, f sink.DeadLetterFilter, chunk int) (int, error) {
+func (s *Store) PurgeDeadLetters(ctx context.Context, f store.DeadLetterFilter, chunk int) (int, error) {
 	if f.Limit != 0 {
 		return 0, fault.Fieldf("Limit", "must be 0 for a purge, not %d", f.Limit)
 	}
 	if chunk <= 0 {
-		chunk = sink.DefaultPurgeChunk
+		chunk = store.DefaultPurgeChunk
 	}
 	if !s.enter() {
 		return 0, ErrClosed

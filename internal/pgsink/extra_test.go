@@ -8,13 +8,13 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"fanin/internal/sink"
+	"fanin/internal/store"
 )
 
-func sinkFilter() sink.DeadLetterFilter { return sink.DeadLetterFilter{} }
+func sinkFilter() store.DeadLetterFilter { return store.DeadLetterFilter{} }
 
-func sinkExecution(id string) sink.Execution {
-	return sink.Execution{ExecID: id, JobID: "j", Version: "v", InitiatedBy: "t", InitiatedAt: t0, TargetCount: 1}
+func sinkExecution(id string) store.Execution {
+	return store.Execution{ExecID: id, JobID: "j", Version: "v", InitiatedBy: "t", InitiatedAt: t0, TargetCount: 1}
 }
 
 func pgErr(code string) error { return &pgconn.PgError{Code: code, Message: "test " + code} }

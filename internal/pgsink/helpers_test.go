@@ -107,10 +107,10 @@ func mustWrite(t *testing.T, s *Store, recs ...codec.Record) store.Report {
 }
 
 func addExecution(t *testing.T, w interface {
-	AddExecution(context.Context, sink.Execution) error
+	AddExecution(context.Context, store.Execution) error
 }, execID string, target int) {
 	t.Helper()
-	if err := w.AddExecution(context.Background(), sink.Execution{ExecID: execID, JobID: "inventory-hw",
+	if err := w.AddExecution(context.Background(), store.Execution{ExecID: execID, JobID: "inventory-hw",
 		Version: "1.0.0", InitiatedBy: "test", InitiatedAt: t0, TargetCount: target}); err != nil {
 		t.Fatal(err)
 	}

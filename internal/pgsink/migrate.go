@@ -11,7 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"fanin/internal/sink"
+	"fanin/internal/store"
 	"fanin/migrations/postgres"
 )
 
@@ -114,10 +114,10 @@ var requiredColumns = map[string][]string{
 	"executions": {"exec_id", "failure_count", "status", "success_count", "target_count"},
 }
 
-// checkSchema reports, as a *sink.SchemaError, the columns fanin uses that the tables lack: a
+// checkSchema reports, as a *store.SchemaError, the columns fanin uses that the tables lack: a
 // table an older schema made is left alone by CREATE TABLE IF NOT EXISTS.
 func (s *Store) checkSchema(ctx context.Context) error {
-	e := &sink.SchemaError{Path: s.name, Missing: map[string][]string{}, Absent: map[string]bool{}}
+	e := &store.SchemaError{Path: s.name, Missing: map[string][]string{}, Absent: map[string]bool{}}
 	for table, want := range requiredColumns {
 		rows, err := s.pool.Query(ctx, `SELECT column_name FROM information_schema.columns
 			WHERE table_schema = current_schema() AND table_name = $1`, table)

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"fanin/internal/codec"
-	"fanin/internal/sink"
+	"fanin/internal/store"
 )
 
 // TestPurgeDeletesOnlyWhatTheFiltersSelect purges in chunks smaller than what it deletes:
@@ -26,7 +26,7 @@ func TestPurgeDeletesOnlyWhatTheFiltersSelect(t *testing.T) {
 	if rep := mustWrite(t, s, recs...); len(rep.DeadLetters) != len(recs) {
 		t.Fatalf("%d dead letters, want %d", len(rep.DeadLetters), len(recs))
 	}
-	f := sink.DeadLetterFilter{Stream: "EVENTS", Until: t0.Add(12 * time.Hour)}
+	f := store.DeadLetterFilter{Stream: "EVENTS", Until: t0.Add(12 * time.Hour)}
 	n, err := s.PurgeDeadLetters(ctx, f, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +34,7 @@ func TestPurgeDeletesOnlyWhatTheFiltersSelect(t *testing.T) {
 	if n != 6 { // EVENTS seqs 1, 3, 5, 7, 9, 11
 		t.Fatalf("purged %d, want 6", n)
 	}
-	left, err := s.DeadLetters(ctx, sink.DeadLetterFilter{})
+	left, err := s.DeadLetters(ctx, store.DeadLetterFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,10 +46,10 @@ func TestPurgeDeletesOnlyWhatTheFiltersSelect(t *testing.T) {
 			t.Fatalf("dead letter %s/%d survived the purge", d.Stream, d.Seq)
 		}
 	}
-	if _, err := s.PurgeDeadLetters(ctx, sink.DeadLetterFilter{Limit: 1}, 0); err == nil {
+	if _, err := s.PurgeDeadLetters(ctx, store.DeadLetterFilter{Limit: 1}, 0); err == nil {
 		t.Fatal("a purge with a limit was accepted")
 	}
-	if n, err := s.PurgeDeadLetters(ctx, sink.DeadLetterFilter{}, 0); err != nil || n != len(recs)-6 {
+	if n, err := s.PurgeDeadLetters(ctx, store.DeadLetterFilter{}, 0); err != nil || n != len(recs)-6 {
 		t.Fatalf("purge all: %d, %v; want %d", n, err, len(recs)-6)
 	}
 }

@@ -7,12 +7,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"fanin/internal/codec"
-	"fanin/internal/sink"
+	"fanin/internal/store"
 )
 
 // AddExecution creates the executions row of e, as the backend does before it broadcasts (the
 // demo and tests call it; the ingester never does).
-func (s *Store) AddExecution(ctx context.Context, e sink.Execution) error {
+func (s *Store) AddExecution(ctx context.Context, e store.Execution) error {
 	if !s.enter() {
 		return ErrClosed
 	}
@@ -27,54 +27,54 @@ func (s *Store) AddExecution(ctx context.Context, e sink.Execution) error {
 }
 
 // Summary reads where the execution execID stands, with every stream's dead letters.
-func (s *Store) Summary(ctx context.Context, execID string) (sink.Summary, error) {
+func (s *Store) Summary(ctx context.Context, execID string) (store.Summary, error) {
 	if !s.enter() {
-		return sink.Summary{}, ErrClosed
+		return store.Summary{}, ErrClosed
 	}
 	defer s.leave()
-	var sum sink.Summary
+	var sum store.Summary
 	if err := s.pool.QueryRow(ctx, `SELECT status, target_count, success_count, failure_count
 		FROM executions WHERE exec_id = $1`, execID).Scan(&sum.Status, &sum.Target, &sum.Succeeded, &sum.Failed); err != nil {
-		return sink.Summary{}, fmt.Errorf("read execution %s: %w", execID, err)
+		return store.Summary{}, fmt.Errorf("read execution %s: %w", execID, err)
 	}
 	var err error
 	if sum.Results, err = s.countResults(ctx, execID); err != nil {
-		return sink.Summary{}, err
+		return store.Summary{}, err
 	}
 	rows, err := s.pool.Query(ctx, `SELECT stream, count(*)::int, min(reason) FROM dead_letters
 		GROUP BY stream ORDER BY stream`)
 	if err != nil {
-		return sink.Summary{}, fmt.Errorf("count dead letters: %w", err)
+		return store.Summary{}, fmt.Errorf("count dead letters: %w", err)
 	}
-	var d sink.StreamDeadLetters
+	var d store.StreamDeadLetters
 	if _, err := pgx.ForEachRow(rows, []any{&d.Stream, &d.Count, &d.Reason}, func() error {
 		sum.DeadLetters = append(sum.DeadLetters, d)
 		return nil
 	}); err != nil {
-		return sink.Summary{}, fmt.Errorf("count dead letters: %w", err)
+		return store.Summary{}, fmt.Errorf("count dead letters: %w", err)
 	}
 	return sum, nil
 }
 
 // CountResults counts the execution_results rows of execID, or every row when execID is "".
-func (s *Store) CountResults(ctx context.Context, execID string) (sink.ResultCounts, error) {
+func (s *Store) CountResults(ctx context.Context, execID string) (store.ResultCounts, error) {
 	if !s.enter() {
-		return sink.ResultCounts{}, ErrClosed
+		return store.ResultCounts{}, ErrClosed
 	}
 	defer s.leave()
 	return s.countResults(ctx, execID)
 }
 
-func (s *Store) countResults(ctx context.Context, execID string) (sink.ResultCounts, error) {
+func (s *Store) countResults(ctx context.Context, execID string) (store.ResultCounts, error) {
 	q := `SELECT count(*)::int, (count(*) FILTER (WHERE finished_at IS NULL))::int, count(version)::int FROM execution_results`
 	var args []any
 	if execID != "" {
 		q += ` WHERE exec_id = $1`
 		args = append(args, execID)
 	}
-	var c sink.ResultCounts
+	var c store.ResultCounts
 	if err := s.pool.QueryRow(ctx, q, args...).Scan(&c.Rows, &c.InFlight, &c.Versioned); err != nil {
-		return sink.ResultCounts{}, fmt.Errorf("count results: %w", err)
+		return store.ResultCounts{}, fmt.Errorf("count results: %w", err)
 	}
 	return c, nil
 }

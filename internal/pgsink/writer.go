@@ -17,7 +17,6 @@ import (
 	"fanin/internal/codec"
 	"fanin/internal/fault"
 	"fanin/internal/project"
-	"fanin/internal/sink"
 	"fanin/internal/store"
 )
 
@@ -505,7 +504,7 @@ func queueDeadLetters(b *pgx.Batch, recs []codec.Record, dead []int, reasons []e
 			payload = []byte{} // an empty payload is an empty bytea, never NULL
 		}
 		b.Queue(insertDeadLetter, r.Stream, streamCreatedText(r.StreamCreated), int64(r.Seq), r.Subject,
-			reasons[i].Error(), payload, sink.EncodeHeader(r.Header), r.RecordedAtText())
+			reasons[i].Error(), payload, store.EncodeHeader(r.Header), r.RecordedAtText())
 	}
 }
 

@@ -1,17 +1,14 @@
 package sink
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"maps"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"fanin/internal/codec"
+	"fanin/internal/store"
 )
 
 // poisonOf returns a poison RESULTS message seq of the stream incarnation created at created
@@ -24,7 +21,7 @@ func poisonOf(seq uint64, created time.Time, what string) codec.Record {
 
 func payloads(t *testing.T, s *Sink) []string {
 	t.Helper()
-	dls, err := s.DeadLetters(context.Background(), DeadLetterFilter{})
+	dls, err := s.DeadLetters(context.Background(), store.DeadLetterFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +59,7 @@ func TestPoisonOfARecreatedStreamIsKeptBesideTheOld(t *testing.T) {
 
 	// Listed with their incarnation; selected and deleted by it.
 	ctx := context.Background()
-	dls, err := s.DeadLetters(ctx, DeadLetterFilter{StreamCreated: codec.FormatTime(second)})
+	dls, err := s.DeadLetters(ctx, store.DeadLetterFilter{StreamCreated: codec.FormatTime(second)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +122,7 @@ func TestDeadLetterHeadersAreKeptByteForByte(t *testing.T) {
 	if typ != "blob" {
 		t.Errorf("typeof(headers) = %s, want blob", typ)
 	}
-	dls, err := s.DeadLetters(context.Background(), DeadLetterFilter{})
+	dls, err := s.DeadLetters(context.Background(), store.DeadLetterFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,39 +138,5 @@ func TestDeadLetterHeadersAreKeptByteForByte(t *testing.T) {
 	}
 	if n := countRows(t, s, "dead_letters WHERE headers IS NULL"); n != 1 {
 		t.Errorf("%d rows with NULL headers, want 1", n)
-	}
-}
-
-func TestHeaderBlockRoundTripsWhatNATSCarries(t *testing.T) {
-	for _, h := range []map[string][]string{
-		{"A": {"1"}},
-		{"Nats-Msg-Id": {"x"}, "nats-msg-id": {"y"}},         // case kept: two keys
-		{"K": {"3", "1", "2"}},                               // value order kept
-		{"K": {""}, "E": {"", "x"}},                          // empty values
-		{"Bin": {"\xff\xfe", "\x00\x01\x7f", "caf\xc3\xa9"}}, // any byte
-		{"Spaces": {"trailing  ", "in side", "tab\tinside\t"}, "Cr": {"a\rb", "end\r"}},
-		{"Colon": {"a: b", "::"}},
-	} {
-		raw := EncodeHeader(h)
-		got, err := DecodeHeader(raw)
-		if err != nil || !maps.EqualFunc(got, h, slices.Equal) {
-			t.Errorf("DecodeHeader(%q) = %q, %v; want %q", raw, got, err, h)
-		}
-		// What nats.go reads from the same bytes, as the server delivers them.
-		fromNATS, err := nats.DecodeHeadersMsg(raw)
-		if err != nil || !maps.EqualFunc(map[string][]string(fromNATS), h, slices.Equal) {
-			t.Errorf("nats.DecodeHeadersMsg(%q) = %q, %v; want %q", raw, fromNATS, err, h)
-		}
-		if again := EncodeHeader(got); !bytes.Equal(again, raw) {
-			t.Errorf("re-encoded %q, want the same bytes %q", again, raw)
-		}
-	}
-	if EncodeHeader(nil) != nil || EncodeHeader(map[string][]string{"K": nil}) != nil {
-		t.Error("no header values must encode as nil (SQL NULL)")
-	}
-	for _, bad := range []string{"HTTP/1.1\r\n\r\n", "NATS/1.0\r\nK: v\r\n", "NATS/1.0\r\nno colon\r\n\r\n"} {
-		if _, err := DecodeHeader([]byte(bad)); !errors.Is(err, ErrBadHeader) {
-			t.Errorf("DecodeHeader(%q) = %v, want ErrBadHeader", bad, err)
-		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"fanin/internal/fault"
+	"fanin/internal/store"
 )
 
 // storedExecution is the part of an executions row the backend sets.
@@ -17,12 +18,12 @@ type storedExecution struct {
 
 func TestAddExecutionCreatesAPendingRow(t *testing.T) {
 	tokyo := time.FixedZone("JST", 9*3600)
-	demo := Execution{ExecID: testExec, JobID: testManifest, Version: testVersion, InitiatedBy: "operator",
+	demo := store.Execution{ExecID: testExec, JobID: testManifest, Version: testVersion, InitiatedBy: "operator",
 		InitiatedAt: t0, TargetCount: 2}
 	tests := []struct {
 		name    string
-		before  []Execution // added first
-		add     Execution
+		before  []store.Execution // added first
+		add     store.Execution
 		wantErr bool
 		want    storedExecution // the executions row of add.ExecID afterwards
 	}{
@@ -30,14 +31,14 @@ func TestAddExecutionCreatesAPendingRow(t *testing.T) {
 			want: storedExecution{testManifest, testVersion, "operator", "2026-05-20T12:00:00.000000Z", 2}},
 		{
 			name: "initiated_at in UTC, truncated to microseconds",
-			add: Execution{ExecID: "exec-jst", JobID: testManifest, Version: testVersion, InitiatedBy: "operator",
+			add: store.Execution{ExecID: "exec-jst", JobID: testManifest, Version: testVersion, InitiatedBy: "operator",
 				InitiatedAt: time.Date(2026, 5, 20, 21, 0, 0, 123456789, tokyo), TargetCount: 1},
 			want: storedExecution{testManifest, testVersion, "operator", "2026-05-20T12:00:00.123456Z", 1},
 		},
 		{
 			name:   "an execution already there is refused and kept",
-			before: []Execution{demo},
-			add: Execution{ExecID: testExec, JobID: "other", Version: "2.0.0", InitiatedBy: "someone else",
+			before: []store.Execution{demo},
+			add: store.Execution{ExecID: testExec, JobID: "other", Version: "2.0.0", InitiatedBy: "someone else",
 				InitiatedAt: t0.Add(time.Hour), TargetCount: 9},
 			wantErr: true,
 			want:    storedExecution{testManifest, testVersion, "operator", "2026-05-20T12:00:00.000000Z", 2},
@@ -78,7 +79,7 @@ func TestAddExecutionCreatesAPendingRow(t *testing.T) {
 func TestAddExecutionIsTheRowWriteMoves(t *testing.T) {
 	ctx := context.Background()
 	s := newTestSink(t)
-	if err := s.AddExecution(ctx, Execution{ExecID: testExec, JobID: testManifest, Version: testVersion,
+	if err := s.AddExecution(ctx, store.Execution{ExecID: testExec, JobID: testManifest, Version: testVersion,
 		InitiatedBy: "operator", InitiatedAt: t0, TargetCount: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestAddExecutionIsTheRowWriteMoves(t *testing.T) {
 func TestAddExecutionAfterCloseIsErrClosed(t *testing.T) {
 	s := newTestSink(t)
 	s.Close()
-	err := s.AddExecution(context.Background(), Execution{ExecID: testExec, JobID: testManifest,
+	err := s.AddExecution(context.Background(), store.Execution{ExecID: testExec, JobID: testManifest,
 		Version: testVersion, InitiatedBy: "operator", InitiatedAt: t0, TargetCount: 1})
 	if !errors.Is(err, ErrClosed) {
 		t.Fatalf("AddExecution after Close = %v, want ErrClosed", err)

@@ -18,7 +18,7 @@ import (
 //
 // Then it checks the result (CheckSchema): a migration recorded as applied does not prove its
 // tables have every column fanin uses (an older schema that CREATE TABLE IF NOT EXISTS left
-// alone), and a *SchemaError names the missing ones.
+// alone), and a *store.SchemaError names the missing ones.
 func (s *Sink) Migrate(ctx context.Context) ([]int, error) {
 	applied, err := migrate(ctx, s, migrations.FS)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"fanin/internal/codec"
+	"fanin/internal/store"
 	"fanin/migrations"
 )
 
@@ -238,7 +239,7 @@ func TestMigration3KeepsOldDeadLettersAndConvertsTheirHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dls, err := s.DeadLetters(context.Background(), DeadLetterFilter{})
+	dls, err := s.DeadLetters(context.Background(), store.DeadLetterFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}

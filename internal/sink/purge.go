@@ -11,19 +11,15 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	"fanin/internal/fault"
+	"fanin/internal/store"
 )
-
-// DefaultPurgeChunk is how many dead letters PurgeDeadLetters deletes per transaction unless
-// told otherwise: small enough that an ingester writing the same file waits for one chunk a
-// few milliseconds, not for the whole purge.
-const DefaultPurgeChunk = 500
 
 // purgeBusyAttempts is how many times a chunk is tried while the database stays locked past
 // the busy timeout (an ingester's long transaction, a reader's checkpoint).
 const purgeBusyAttempts = 10
 
 // PurgeDeadLetters deletes every dead letter f selects, chunk rows per transaction (0:
-// DefaultPurgeChunk), and returns how many it deleted. Each chunk is found by a read and
+// store.DefaultPurgeChunk), and returns how many it deleted. Each chunk is found by a read and
 // deleted in its own BEGIN IMMEDIATE transaction, so the write lock is held briefly and another
 // process (a running ingester) writes between chunks; a chunk that finds the database locked past the busy timeout is
 // tried again, with backoff, a few times. Rows are taken in rowid order, each chunk resuming
@@ -31,12 +27,12 @@ const purgeBusyAttempts = 10
 //
 // f.Limit must be 0: a purge deletes all that f selects. Deleting every dead letter of a
 // database that holds no execution_results makes it look wiped (see Empty) to the next start.
-func (s *Sink) PurgeDeadLetters(ctx context.Context, f DeadLetterFilter, chunk int) (int, error) {
+func (s *Sink) PurgeDeadLetters(ctx context.Context, f store.DeadLetterFilter, chunk int) (int, error) {
 	if f.Limit != 0 {
 		return 0, fault.Fieldf("Limit", "must be 0 for a purge, not %d", f.Limit)
 	}
 	if chunk <= 0 {
-		chunk = DefaultPurgeChunk
+		chunk = store.DefaultPurgeChunk
 	}
 	total := 0
 	var after int64 // the last rowid looked at
@@ -75,13 +71,13 @@ func (s *Sink) PurgeDeadLetters(ctx context.Context, f DeadLetterFilter, chunk i
 // read, which in WAL mode takes no lock a writer waits for (however many rows it scans past
 // when f selects few); only the delete, by rowid, is a write transaction. The delete checks f
 // again, so a rowid that names another row by then (a VACUUM renumbers them) is left alone.
-func (s *Sink) purgeChunk(ctx context.Context, f DeadLetterFilter, after int64, chunk int) (int, int64, error) {
+func (s *Sink) purgeChunk(ctx context.Context, f store.DeadLetterFilter, after int64, chunk int) (int, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return 0, after, ErrClosed
 	}
-	where, args := f.where()
+	where, args := deadLetterWhere(f)
 	rows, err := s.db.QueryContext(ctx, `SELECT rowid FROM dead_letters WHERE `+where+` AND rowid > ? ORDER BY rowid LIMIT ?`,
 		append(slices.Clone(args), after, chunk)...)
 	if err != nil {

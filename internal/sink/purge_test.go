@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"fanin/internal/codec"
+	"fanin/internal/store"
 )
 
 // deadLetterKeys lists the dead letters left, as "STREAM/created/seq", sorted.
 func deadLetterKeys(t *testing.T, s *Sink) []string {
 	t.Helper()
-	dls, err := s.DeadLetters(context.Background(), DeadLetterFilter{})
+	dls, err := s.DeadLetters(context.Background(), store.DeadLetterFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func TestPurgeDeletesOnlyWhatTheFiltersSelect(t *testing.T) {
 	ctx := context.Background()
 
 	// The first incarnation's RESULTS/1 and /2 (published before t0+3s), two per transaction.
-	f := DeadLetterFilter{Stream: "RESULTS", StreamCreated: codec.FormatTime(first), Until: t0.Add(3 * time.Second)}
+	f := store.DeadLetterFilter{Stream: "RESULTS", StreamCreated: codec.FormatTime(first), Until: t0.Add(3 * time.Second)}
 	n, err := s.PurgeDeadLetters(ctx, f, 2)
 	if err != nil || n != 2 {
 		t.Fatalf("PurgeDeadLetters(%+v) = %d, %v; want 2", f, n, err)
@@ -70,11 +71,11 @@ func TestPurgeDeletesOnlyWhatTheFiltersSelect(t *testing.T) {
 	}
 
 	// By reason (the decoder's, for the EVENTS ones too) and since: RESULTS and EVENTS from t0+4s on.
-	dls, err := s.DeadLetters(ctx, DeadLetterFilter{Stream: "EVENTS", Limit: 1})
+	dls, err := s.DeadLetters(ctx, store.DeadLetterFilter{Stream: "EVENTS", Limit: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f = DeadLetterFilter{Reason: dls[0].Reason, Since: t0.Add(3 * time.Second)}
+	f = store.DeadLetterFilter{Reason: dls[0].Reason, Since: t0.Add(3 * time.Second)}
 	n, err = s.PurgeDeadLetters(ctx, f, 1)
 	if err != nil || n != 1 {
 		t.Fatalf("PurgeDeadLetters(%+v) = %d, %v; want 1 (EVENTS/3)", f, n, err)
@@ -85,14 +86,14 @@ func TestPurgeDeletesOnlyWhatTheFiltersSelect(t *testing.T) {
 	}
 
 	// Everything, in chunks bigger than what is left.
-	n, err = s.PurgeDeadLetters(ctx, DeadLetterFilter{}, 0)
+	n, err = s.PurgeDeadLetters(ctx, store.DeadLetterFilter{}, 0)
 	if err != nil || n != len(want) {
 		t.Fatalf("purge all = %d, %v; want %d", n, err, len(want))
 	}
 	if got := deadLetterKeys(t, s); len(got) != 0 {
 		t.Fatalf("left %q after purging everything", got)
 	}
-	if _, err := s.PurgeDeadLetters(ctx, DeadLetterFilter{Limit: 3}, 0); err == nil {
+	if _, err := s.PurgeDeadLetters(ctx, store.DeadLetterFilter{Limit: 3}, 0); err == nil {
 		t.Fatal("a purge with a Limit was accepted")
 	}
 }
@@ -120,7 +121,7 @@ func TestPurgeWaitsOutAnotherWritersLock(t *testing.T) {
 		tx.Rollback()
 		close(released)
 	}()
-	n, err := s.PurgeDeadLetters(context.Background(), DeadLetterFilter{Stream: "EVENTS"}, 0)
+	n, err := s.PurgeDeadLetters(context.Background(), store.DeadLetterFilter{Stream: "EVENTS"}, 0)
 	<-released
 	if err != nil || n != 3 {
 		t.Fatalf("purge under another writer's lock = %d, %v; want 3", n, err)

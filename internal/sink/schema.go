@@ -13,6 +13,7 @@ import (
 
 	"github.com/mattn/go-sqlite3"
 
+	"fanin/internal/store"
 	"fanin/migrations"
 )
 
@@ -32,46 +33,14 @@ var schemaStatements = []string{
 	insertDeadLetter, selectDeadLetters, deleteDeadLetter,
 }
 
-// SchemaError is CheckSchema's error: the columns fanin uses that the database's tables lack.
-type SchemaError struct {
-	Path string
-	// Missing holds, per table, the columns it lacks (sorted).
-	Missing map[string][]string
-	// Absent holds the tables that do not exist at all.
-	Absent map[string]bool
-}
-
-// Error returns one line naming every missing column and what to do about it.
-func (e *SchemaError) Error() string {
-	tables := make([]string, 0, len(e.Missing))
-	for t := range e.Missing {
-		tables = append(tables, t)
-	}
-	sort.Strings(tables)
-	parts := make([]string, len(tables))
-	for i, t := range tables {
-		if e.Absent[t] {
-			parts[i] = "no table " + t
-			continue
-		}
-		cols := e.Missing[t]
-		noun := "columns"
-		if len(cols) == 1 {
-			noun = "column"
-		}
-		parts[i] = fmt.Sprintf("table %s lacks %s %s", t, noun, strings.Join(cols, ", "))
-	}
-	return fmt.Sprintf("database %s: %s (an older schema?): add them or use another database file", e.Path, strings.Join(parts, "; "))
-}
-
-// CheckSchema reports, as a *SchemaError, the columns fanin writes or reads that the tables
+// CheckSchema reports, as a *store.SchemaError, the columns fanin writes or reads that the tables
 // of the database lack. Migrate runs it last; it only reads.
 func (s *Sink) CheckSchema(ctx context.Context) error {
 	want, err := requiredColumns()
 	if err != nil {
 		return err
 	}
-	e := &SchemaError{Path: s.cfg.Path, Missing: map[string][]string{}, Absent: map[string]bool{}}
+	e := &store.SchemaError{Path: s.cfg.Path, Missing: map[string][]string{}, Absent: map[string]bool{}}
 	for _, table := range checkedTables {
 		have, err := tableColumns(ctx, s.db, table)
 		if err != nil {

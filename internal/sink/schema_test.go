@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"fanin/internal/store"
 	"fanin/migrations"
 )
 
@@ -37,9 +38,9 @@ func TestMigrateRefusesATableThatLacksColumnsFaninWrites(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("Migrate = %v,\nwant %s", err, want)
 	}
-	var se *SchemaError
+	var se *store.SchemaError
 	if !errors.As(err, &se) || !slices.Equal(se.Missing["execution_results"], []string{"parent_result_id", "skipped"}) {
-		t.Fatalf("Migrate's error %#v is not a *SchemaError naming the two columns", err)
+		t.Fatalf("Migrate's error %#v is not a *store.SchemaError naming the two columns", err)
 	}
 
 	// Added, the database is fanin's.

@@ -3,74 +3,53 @@ package sink
 import (
 	"context"
 	"fmt"
+
+	"fanin/internal/store"
 )
-
-// Summary is where one execution stands, with the dead letters beside it: what `ingest demo`
-// prints once the broadcast is ingested.
-type Summary struct {
-	Status                    string              // pending, running, completed or expired
-	Target, Succeeded, Failed int                 // target_count, success_count, failure_count
-	Results                   ResultCounts        // the execution's execution_results rows
-	DeadLetters               []StreamDeadLetters // every stream's (of any execution), by stream name
-}
-
-// StreamDeadLetters counts the dead letters of one stream.
-type StreamDeadLetters struct {
-	Stream string
-	Count  int
-	Reason string // one of their reasons, the first in text order
-}
-
-// ResultCounts counts execution_results rows.
-type ResultCounts struct {
-	Rows      int
-	InFlight  int // rows not finished yet: no finished_at
-	Versioned int // rows with their started event's version
-}
 
 // Summary reads where the execution execID stands; an execution that does not exist is an error
 // wrapping sql.ErrNoRows.
-func (s *Sink) Summary(ctx context.Context, execID string) (Summary, error) {
-	var sum Summary
+func (s *Sink) Summary(ctx context.Context, execID string) (store.Summary, error) {
+	var sum store.Summary
 	if err := s.db.QueryRowContext(ctx, `SELECT status, target_count, success_count, failure_count
 		FROM executions WHERE exec_id = ?`, execID).Scan(&sum.Status, &sum.Target, &sum.Succeeded, &sum.Failed); err != nil {
-		return Summary{}, fmt.Errorf("read execution %s: %w", execID, err)
+		return store.Summary{}, fmt.Errorf("read execution %s: %w", execID, err)
 	}
 	var err error
 	if sum.Results, err = s.CountResults(ctx, execID); err != nil {
-		return Summary{}, err
+		return store.Summary{}, err
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT stream, count(*), min(reason) FROM dead_letters
 		GROUP BY stream ORDER BY stream`)
 	if err != nil {
-		return Summary{}, fmt.Errorf("count dead letters: %w", err)
+		return store.Summary{}, fmt.Errorf("count dead letters: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var d StreamDeadLetters
+		var d store.StreamDeadLetters
 		if err := rows.Scan(&d.Stream, &d.Count, &d.Reason); err != nil {
-			return Summary{}, fmt.Errorf("count dead letters: %w", err)
+			return store.Summary{}, fmt.Errorf("count dead letters: %w", err)
 		}
 		sum.DeadLetters = append(sum.DeadLetters, d)
 	}
 	if err := rows.Err(); err != nil {
-		return Summary{}, fmt.Errorf("count dead letters: %w", err)
+		return store.Summary{}, fmt.Errorf("count dead letters: %w", err)
 	}
 	return sum, nil
 }
 
 // CountResults counts the execution_results rows of the execution execID, or every row when
 // execID is "".
-func (s *Sink) CountResults(ctx context.Context, execID string) (ResultCounts, error) {
+func (s *Sink) CountResults(ctx context.Context, execID string) (store.ResultCounts, error) {
 	q := `SELECT count(*), count(*) FILTER (WHERE finished_at IS NULL), count(version) FROM execution_results`
 	var args []any
 	if execID != "" {
 		q += ` WHERE exec_id = ?`
 		args = append(args, execID)
 	}
-	var c ResultCounts
+	var c store.ResultCounts
 	if err := s.db.QueryRowContext(ctx, q, args...).Scan(&c.Rows, &c.InFlight, &c.Versioned); err != nil {
-		return ResultCounts{}, fmt.Errorf("count results: %w", err)
+		return store.ResultCounts{}, fmt.Errorf("count results: %w", err)
 	}
 	return c, nil
 }

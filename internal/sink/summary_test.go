@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"fanin/internal/codec"
+	"fanin/internal/store"
 )
 
 // otherExec is a second execution, whose rows the test execution's counts must leave out.
@@ -26,13 +27,13 @@ func TestSummary(t *testing.T) {
 		name   string
 		target int
 		write  func(t *testing.T) []codec.Record
-		want   Summary
+		want   store.Summary
 	}{
 		{
 			name:   "nothing ingested yet",
 			target: 3,
 			write:  func(*testing.T) []codec.Record { return nil },
-			want:   Summary{Status: "pending", Target: 3},
+			want:   store.Summary{Status: "pending", Target: 3},
 		},
 		{
 			name:   "runs in flight and finished, poison on both streams",
@@ -47,9 +48,9 @@ func TestSummary(t *testing.T) {
 					badStarted, badResult,
 				}
 			},
-			want: Summary{Status: "running", Target: 3, Succeeded: 1, Failed: 1,
-				Results: ResultCounts{Rows: 3, InFlight: 1, Versioned: 2},
-				DeadLetters: []StreamDeadLetters{
+			want: store.Summary{Status: "running", Target: 3, Succeeded: 1, Failed: 1,
+				Results: store.ResultCounts{Rows: 3, InFlight: 1, Versioned: 2},
+				DeadLetters: []store.StreamDeadLetters{
 					{Stream: "EVENTS", Count: 1, Reason: badStarted.Poison.Error()},
 					{Stream: "RESULTS", Count: 1, Reason: badResult.Poison.Error()},
 				}},
@@ -65,8 +66,8 @@ func TestSummary(t *testing.T) {
 					result("r2", "pc2", 2).record(t, 2, t0),
 				}
 			},
-			want: Summary{Status: "completed", Target: 2, Succeeded: 1, Failed: 1,
-				Results: ResultCounts{Rows: 2, Versioned: 2}},
+			want: store.Summary{Status: "completed", Target: 2, Succeeded: 1, Failed: 1,
+				Results: store.ResultCounts{Rows: 2, Versioned: 2}},
 		},
 	}
 	for _, tt := range tests {
@@ -109,12 +110,12 @@ func TestCountResults(t *testing.T) {
 	)
 	tests := []struct {
 		execID string
-		want   ResultCounts
+		want   store.ResultCounts
 	}{
-		{"", ResultCounts{Rows: 4, InFlight: 1, Versioned: 2}},
-		{testExec, ResultCounts{Rows: 3, InFlight: 1, Versioned: 2}},
-		{otherExec, ResultCounts{Rows: 1}},
-		{"exec-unknown", ResultCounts{}},
+		{"", store.ResultCounts{Rows: 4, InFlight: 1, Versioned: 2}},
+		{testExec, store.ResultCounts{Rows: 3, InFlight: 1, Versioned: 2}},
+		{otherExec, store.ResultCounts{Rows: 1}},
+		{"exec-unknown", store.ResultCounts{}},
 	}
 	for _, tt := range tests {
 		if got, err := s.CountResults(ctx, tt.execID); err != nil || got != tt.want {

@@ -1,6 +1,10 @@
 // Package store is the boundary between the pull loop and the databases it projects into:
-// what a store reports of each batch it writes. Every store (package sink for SQLite) returns
-// a Report; the loop records its telemetry and health from it, in one place.
+// what a store reports of each batch it writes, and the types every store reads and writes.
+// Every store (package sink for SQLite, pgsink for PostgreSQL) returns a Report; the loop
+// records its telemetry and health from it, in one place. The dead letters' rows, filter and
+// header block, the executions' rows and summaries, and the schema error are the same for every
+// store, so that the commands (cmd/ingest) read either one and neither store imports the other.
+// It imports no database driver.
 package store
 
 import "time"
@@ -29,7 +33,8 @@ type Report struct {
 	StatusCode string
 }
 
-// DeadLetter is a record of the batch that was recorded as a dead letter.
+// DeadLetter is a record of the batch that was recorded as a dead letter (DeadLetterRow is
+// such a row as the commands list it).
 type DeadLetter struct {
 	// Index is the record's position in the batch.
 	Index int
