@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"fanin/internal/codec"
-	"fanin/internal/fault"
 	"fanin/internal/project"
 	"fanin/internal/store"
 )
@@ -23,28 +22,6 @@ import (
 // maxAttempts is how many times one transaction is tried when it loses a race (a deadlock, a
 // serialization failure) before Write gives up with a transient error.
 const maxAttempts = 8
-
-// tally is what the transactions of one Write did so far.
-type tally struct {
-	rejected                     []error // per record: why it is a dead letter, nil: projected
-	inserted, updated, unchanged int
-	dead, txs                    int
-	commit                       time.Duration
-}
-
-func (t *tally) report() store.Report {
-	rep := store.Report{System: "postgresql", Inserted: t.inserted, Updated: t.updated, Unchanged: t.unchanged,
-		Transactions: t.txs, Commit: t.commit}
-	if t.dead > 0 {
-		rep.DeadLetters = make([]store.DeadLetter, 0, t.dead)
-		for i, err := range t.rejected {
-			if err != nil {
-				rep.DeadLetters = append(rep.DeadLetters, store.DeadLetter{Index: i, Err: err})
-			}
-		}
-	}
-	return rep
-}
 
 // Write projects a batch of records in one transaction, as sink.Store does for SQLite: good
 // records are merged into execution_results by the projection rules (package project) and
@@ -66,16 +43,9 @@ func (s *Store) Write(ctx context.Context, recs []codec.Record) (store.Report, e
 		return store.Report{System: "postgresql"}, ErrClosed
 	}
 	defer s.leave()
-	t := tally{rejected: make([]error, len(recs))}
-	idx := make([]int, len(recs))
-	for i := range recs {
-		idx[i] = i
-		if recs[i].Poison != nil {
-			t.rejected[i] = recs[i].Poison
-		}
-	}
-	err := s.writeSplit(ctx, recs, idx, &t)
-	rep := t.report()
+	w := store.NewBatch("postgresql", recs)
+	err := w.Write(func(idx []int) error { return s.writeRetry(ctx, recs, idx, w) })
+	rep := w.Report()
 	if err != nil {
 		rep.StatusCode = statusCode(err)
 		err = redacted(err, s.cfg.URL)
@@ -83,34 +53,10 @@ func (s *Store) Write(ctx context.Context, recs []codec.Record) (store.Report, e
 	return rep, err
 }
 
-// writeSplit writes recs[idx...] in one transaction, bisecting on a permanent error.
-func (s *Store) writeSplit(ctx context.Context, recs []codec.Record, idx []int, t *tally) error {
-	err := s.writeRetry(ctx, recs, idx, t)
-	if err == nil {
-		return nil
-	}
-	if !fault.IsPermanent(err) || len(idx) == 0 {
-		return err
-	}
-	if len(idx) == 1 {
-		i := idx[0]
-		if t.rejected[i] != nil {
-			return fmt.Errorf("record its dead letter: %w", err) // the dead letter itself is refused
-		}
-		t.rejected[i] = fmt.Errorf("database rejected the row: %w", err)
-		return s.writeSplit(ctx, recs, idx, t)
-	}
-	half := len(idx) / 2
-	if err := s.writeSplit(ctx, recs, idx[:half], t); err != nil {
-		return err
-	}
-	return s.writeSplit(ctx, recs, idx[half:], t)
-}
-
 // writeRetry runs writeTx again while it loses a race, at most maxAttempts times.
-func (s *Store) writeRetry(ctx context.Context, recs []codec.Record, idx []int, t *tally) error {
+func (s *Store) writeRetry(ctx context.Context, recs []codec.Record, idx []int, w *store.Batch) error {
 	for attempt := 1; ; attempt++ {
-		err := s.writeTx(ctx, recs, idx, t)
+		err := s.writeTx(ctx, recs, idx, w)
 		if err == nil || !retryable(err) || attempt == maxAttempts {
 			return err
 		}
@@ -126,13 +72,13 @@ func (s *Store) writeRetry(ctx context.Context, recs []codec.Record, idx []int, 
 // counts is what one transaction did to execution_results.
 type counts struct{ Inserted, Updated, Unchanged int }
 
-// writeTx writes recs[idx...] in one transaction and adds what it did to t. Records with an
-// error in t.rejected are dead-lettered with it as the reason; the others are projected.
+// writeTx writes recs[idx...] in one transaction and adds what it did to w. Records with an
+// error in w.Rejected are dead-lettered with it as the reason; the others are projected.
 //
 // The transaction costs three round trips when nothing is in the way, as a bare COPY does:
 // BEGIN (with the savepoint of a started batch) in one, the rows (COPY, or read then COPY
 // and update), then the executions' counters, the dead letters and COMMIT sent together.
-func (s *Store) writeTx(ctx context.Context, recs []codec.Record, idx []int, t *tally) (err error) {
+func (s *Store) writeTx(ctx context.Context, recs []codec.Record, idx []int, w *store.Batch) (err error) {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", classify(err))
@@ -149,14 +95,7 @@ func (s *Store) writeTx(ctx context.Context, recs []codec.Record, idx []int, t *
 		}
 		pc.Release()
 	}()
-	var good, dead []int
-	for _, i := range idx {
-		if t.rejected[i] != nil {
-			dead = append(dead, i)
-		} else {
-			good = append(good, i)
-		}
-	}
+	good, dead := w.Sort(idx)
 	fresh := project.StartedOnly(recs, good)
 	begin := "BEGIN"
 	if fresh {
@@ -172,18 +111,13 @@ func (s *Store) writeTx(ctx context.Context, recs []codec.Record, idx []int, t *
 	}
 	b := &pgx.Batch{}
 	queueExecutions(b, execs)
-	queueDeadLetters(b, recs, dead, t.rejected)
+	queueDeadLetters(b, recs, dead, w.Rejected)
 	b.Queue("COMMIT")
 	start := time.Now()
 	if err := c.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("commit: %w", classify(err))
 	}
-	t.commit += time.Since(start)
-	t.inserted += rep.Inserted
-	t.updated += rep.Updated
-	t.unchanged += rep.Unchanged
-	t.dead += len(dead)
-	t.txs++
+	w.Committed(rep.Inserted, rep.Updated, rep.Unchanged, len(dead), time.Since(start))
 	return nil
 }
 

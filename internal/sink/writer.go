@@ -14,33 +14,9 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	"fanin/internal/codec"
-	"fanin/internal/fault"
 	"fanin/internal/project"
 	"fanin/internal/store"
 )
-
-// tally is what the transactions of one Write did so far.
-type tally struct {
-	rejected                     []error // per record: why it is a dead letter, nil: projected
-	inserted, updated, unchanged int
-	dead, txs                    int
-	commit                       time.Duration
-}
-
-// report turns the tally into the store's report.
-func (t *tally) report() store.Report {
-	rep := store.Report{System: "sqlite", Inserted: t.inserted, Updated: t.updated, Unchanged: t.unchanged,
-		Transactions: t.txs, Commit: t.commit}
-	if t.dead > 0 {
-		rep.DeadLetters = make([]store.DeadLetter, 0, t.dead)
-		for i, err := range t.rejected {
-			if err != nil {
-				rep.DeadLetters = append(rep.DeadLetters, store.DeadLetter{Index: i, Err: err})
-			}
-		}
-	}
-	return rep
-}
 
 // Write projects a batch of records in one transaction: good records are merged into
 // execution_results (and their executions' counters, one update per execution), poison records
@@ -61,50 +37,19 @@ func (s *Sink) Write(ctx context.Context, recs []codec.Record) (store.Report, er
 	if s.closed {
 		return store.Report{System: "sqlite"}, ErrClosed
 	}
-	t := tally{rejected: make([]error, len(recs))}
-	idx := make([]int, len(recs))
-	for i := range recs {
-		idx[i] = i
-		if recs[i].Poison != nil {
-			t.rejected[i] = recs[i].Poison
-		}
-	}
-	err := s.writeSplit(ctx, recs, idx, &t)
-	rep := t.report()
+	b := store.NewBatch("sqlite", recs)
+	err := b.Write(func(idx []int) error { return s.writeTx(ctx, recs, idx, b) })
+	rep := b.Report()
 	if err != nil {
 		rep.StatusCode = statusCode(err)
 	}
 	return rep, err
 }
 
-// writeSplit writes recs[idx...] in one transaction, bisecting on a permanent error.
-func (s *Sink) writeSplit(ctx context.Context, recs []codec.Record, idx []int, t *tally) error {
-	err := s.writeTx(ctx, recs, idx, t)
-	if err == nil {
-		return nil
-	}
-	if !fault.IsPermanent(err) || len(idx) == 0 {
-		return err
-	}
-	if len(idx) == 1 {
-		i := idx[0]
-		if t.rejected[i] != nil {
-			return fmt.Errorf("record its dead letter: %w", err) // the dead letter itself is refused
-		}
-		t.rejected[i] = fmt.Errorf("database rejected the row: %w", err)
-		return s.writeSplit(ctx, recs, idx, t)
-	}
-	half := len(idx) / 2
-	if err := s.writeSplit(ctx, recs, idx[:half], t); err != nil {
-		return err
-	}
-	return s.writeSplit(ctx, recs, idx[half:], t)
-}
-
-// writeTx writes recs[idx...] in one BEGIN IMMEDIATE transaction and adds what it did to t.
-// Records with an error in t.rejected are dead-lettered with it as the reason; the others are
+// writeTx writes recs[idx...] in one BEGIN IMMEDIATE transaction and adds what it did to b.
+// Records with an error in b.Rejected are dead-lettered with it as the reason; the others are
 // projected. Errors the database returns are classified (see classify).
-func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, t *tally) (err error) {
+func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, b *store.Batch) (err error) {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", classify(err))
@@ -121,14 +66,7 @@ func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, t *t
 		}
 	}()
 
-	var good, dead []int
-	for _, i := range idx {
-		if t.rejected[i] != nil {
-			dead = append(dead, i)
-		} else {
-			good = append(good, i)
-		}
-	}
+	good, dead := b.Sort(idx)
 	var rep counts
 	var execs project.Deltas
 	if project.StartedOnly(recs, good) {
@@ -142,23 +80,19 @@ func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, t *t
 	if err := writeExecutions(ctx, tx, execs); err != nil {
 		return classify(err)
 	}
-	if err := writeDeadLetters(ctx, tx, recs, dead, t.rejected); err != nil {
+	if err := writeDeadLetters(ctx, tx, recs, dead, b.Rejected); err != nil {
 		return classify(err)
 	}
 	start := time.Now()
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", classify(err))
 	}
-	t.commit += time.Since(start)
+	commit := time.Since(start)
 	// Committed, but into the file at Config.Path? A deleted or replaced file takes the commit with it.
 	if err := s.CheckFile(); err != nil {
 		return fmt.Errorf("after commit: %w", err)
 	}
-	t.inserted += rep.Inserted
-	t.updated += rep.Updated
-	t.unchanged += rep.Unchanged
-	t.dead += len(dead)
-	t.txs++
+	b.Committed(rep.Inserted, rep.Updated, rep.Unchanged, len(dead), commit)
 	return nil
 }
 
