@@ -177,8 +177,8 @@ func TestOperatorSeesProgressOnMetricsAndTraces(t *testing.T) {
 		for _, kv := range s.Attributes {
 			attrs[string(kv.Key)] = kv.Value.Emit()
 		}
-		if attrs["db.system.name"] != "sqlite" || attrs["fanin.rows.inserted"] == "" {
-			t.Fatalf("transaction span attributes %v, want db.system.name sqlite and the row counts", attrs)
+		if attrs["db.system.name"] != "sqlite" || attrs["db.operation.name"] != "BEGIN IMMEDIATE" || attrs["fanin.rows.inserted"] == "" {
+			t.Fatalf("transaction span attributes %v, want db.system.name sqlite, db.operation.name BEGIN IMMEDIATE and the row counts", attrs)
 		}
 	}
 	if tx == 0 {

@@ -282,14 +282,17 @@ func TestPostgresIsObservableAsSQLite(t *testing.T) {
 			continue
 		}
 		tx++
-		system := ""
+		system, op := "", ""
 		for _, kv := range s.Attributes {
-			if kv.Key == "db.system.name" {
+			switch kv.Key {
+			case "db.system.name":
 				system = kv.Value.Emit()
+			case "db.operation.name":
+				op = kv.Value.Emit()
 			}
 		}
-		if system != "postgresql" {
-			t.Fatalf("transaction span says db.system.name=%q, want postgresql", system)
+		if system != "postgresql" || op != "BEGIN" {
+			t.Fatalf("transaction span says db.system.name=%q, db.operation.name=%q; want postgresql, BEGIN", system, op)
 		}
 	}
 	if tx == 0 {

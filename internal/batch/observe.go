@@ -269,7 +269,6 @@ func (o *observer) wrote(ctx context.Context, span trace.Span, start time.Time, 
 	if span.IsRecording() {
 		span.SetAttributes(
 			attribute.String("db.system.name", rep.System),
-			attribute.String("db.operation.name", "BEGIN IMMEDIATE"),
 			attribute.Int("fanin.rows.inserted", rep.Inserted),
 			attribute.Int("fanin.rows.updated", rep.Updated),
 			attribute.Int("fanin.rows.unchanged", rep.Unchanged),
@@ -277,6 +276,9 @@ func (o *observer) wrote(ctx context.Context, span trace.Span, start time.Time, 
 			attribute.Int("fanin.transactions", rep.Transactions),
 			attribute.Float64("fanin.commit.duration", rep.Commit.Seconds()),
 		)
+		if rep.Operation != "" {
+			span.SetAttributes(attribute.String("db.operation.name", rep.Operation))
+		}
 		if rep.StatusCode != "" {
 			span.SetAttributes(attribute.String("db.response.status_code", rep.StatusCode))
 		}

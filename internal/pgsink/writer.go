@@ -43,7 +43,7 @@ func (s *Store) Write(ctx context.Context, recs []codec.Record) (store.Report, e
 		return store.Report{System: "postgresql"}, ErrClosed
 	}
 	defer s.leave()
-	w := store.NewBatch("postgresql", recs)
+	w := store.NewBatch("postgresql", "BEGIN", recs)
 	err := w.Write(func(idx []int) error { return s.writeRetry(ctx, recs, idx, w) })
 	rep := w.Report()
 	if err != nil {

@@ -37,7 +37,7 @@ func (s *Sink) Write(ctx context.Context, recs []codec.Record) (store.Report, er
 	if s.closed {
 		return store.Report{System: "sqlite"}, ErrClosed
 	}
-	b := store.NewBatch("sqlite", recs)
+	b := store.NewBatch("sqlite", "BEGIN IMMEDIATE", recs)
 	err := b.Write(func(idx []int) error { return s.writeTx(ctx, recs, idx, b) })
 	rep := b.Report()
 	if err != nil {

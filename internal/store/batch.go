@@ -19,10 +19,11 @@ type Batch struct {
 	dead     int
 }
 
-// NewBatch starts the write of recs into the database system names (db.system.name): poison
-// records are dead letters from the start.
-func NewBatch(system string, recs []codec.Record) *Batch {
-	b := &Batch{Rejected: make([]error, len(recs)), rep: Report{System: system}}
+// NewBatch starts the write of recs into the database system names (db.system.name), in
+// transactions begun by operation (db.operation.name): poison records are dead letters from
+// the start.
+func NewBatch(system, operation string, recs []codec.Record) *Batch {
+	b := &Batch{Rejected: make([]error, len(recs)), rep: Report{System: system, Operation: operation}}
 	for i := range recs {
 		if recs[i].Poison != nil {
 			b.Rejected[i] = recs[i].Poison

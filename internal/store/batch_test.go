@@ -62,7 +62,7 @@ func TestBatchBisectsDownToTheRefusedRecords(t *testing.T) {
 			for _, i := range tc.refuse {
 				db.refuse[i] = true
 			}
-			b := NewBatch("test", recs)
+			b := NewBatch("test", "BEGIN", recs)
 			if err := b.Write(db.tx(b)); err != nil {
 				t.Fatal(err)
 			}
@@ -93,7 +93,7 @@ func TestBatchBisectsDownToTheRefusedRecords(t *testing.T) {
 
 func TestBatchStopsAtATransientError(t *testing.T) {
 	db := &fakeDB{down: true}
-	b := NewBatch("test", make([]codec.Record, 4))
+	b := NewBatch("test", "BEGIN", make([]codec.Record, 4))
 	err := b.Write(db.tx(b))
 	if err == nil || fault.IsPermanent(err) {
 		t.Fatalf("err %v, want the transient error", err)

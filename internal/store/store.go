@@ -28,6 +28,9 @@ type Report struct {
 
 	// System names the database, as OpenTelemetry's db.system.name ("sqlite", "postgresql").
 	System string
+	// Operation is how the store's transaction begins, as db.operation.name ("BEGIN IMMEDIATE"
+	// for SQLite's write lock, "BEGIN" for PostgreSQL).
+	Operation string
 	// StatusCode is the database's code for the error the write failed with, "" when it did
 	// not fail or the error carries none (db.response.status_code).
 	StatusCode string
