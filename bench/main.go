@@ -50,7 +50,7 @@ type options struct {
 func defaultOptions() options {
 	return options{
 		PCs: 200000, Batch: 1000, Wait: 100 * time.Millisecond,
-		Modes: []string{modeDrain, modeSink, modePerMessage, modeFanin},
+		Modes: []string{modeDrain, modeSink, modeNative, modePerMessage, modeFanin},
 		Sync:  sink.SyncFull, PerMsgLimit: 20000, LiveDuration: 20 * time.Second,
 		Out: "bench/out", LargeSize: 1 << 20,
 	}
@@ -82,8 +82,8 @@ func (o options) validate() error {
 		return fmt.Errorf("-large-size must be between 1 KiB and %d bytes, not %d", output.DefaultConfig().MaxObjectBytes, o.LargeSize)
 	}
 	for _, m := range o.Modes {
-		if !slices.Contains([]string{modeDrain, modeSink, modePerMessage, modeFanin, modeFaninOutput}, m) {
-			return fmt.Errorf("-modes: unknown mode %q (drain, sink, per-message, fanin, fanin-output)", m)
+		if !slices.Contains([]string{modeDrain, modeSink, modeNative, modePerMessage, modeFanin, modeFaninOutput}, m) {
+			return fmt.Errorf("-modes: unknown mode %q (drain, sink, native, per-message, fanin, fanin-output)", m)
 		}
 		if m == modeFaninOutput && o.LargeOutput == 0 {
 			return errors.New("-modes fanin-output needs -large-output, e.g. 0.05")
@@ -107,8 +107,8 @@ type step struct {
 }
 
 // plan lists the steps of a run: the standard modes at N (and fanin-output, with
-// -large-output, when they do not name it), fanin on a prefilled table, the batch sweep (drain,
-// sink, fanin at each other N), the wait sweep, and the live mode.
+// -large-output, when they do not name it), native and fanin on a prefilled table, the batch
+// sweep (drain, sink, native, fanin at each other N), the wait sweep, and the live mode.
 func (o options) plan() []step {
 	var steps []step
 	modes := o.Modes
@@ -126,10 +126,13 @@ func (o options) plan() []step {
 		steps = append(steps, s)
 	}
 	if o.Prefill > 0 {
+		if slices.Contains(o.Modes, modeNative) {
+			steps = append(steps, step{mode: modeNative, n: o.Batch, prefill: o.Prefill})
+		}
 		steps = append(steps, step{mode: modeFanin, n: o.Batch, wait: o.Wait, prefill: o.Prefill})
 	}
 	for _, n := range o.SweepBatch {
-		for _, m := range []string{modeDrain, modeSink, modeFanin} {
+		for _, m := range []string{modeDrain, modeSink, modeNative, modeFanin} {
 			if n == o.Batch && slices.Contains(o.Modes, m) {
 				continue // measured above
 			}
@@ -192,6 +195,8 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 			res, err = drain(ctx, e, s.n)
 		case modeSink:
 			res, err = sinkOnly(ctx, e, s.n)
+		case modeNative:
+			res, err = native(ctx, e, s.n, s.prefill)
 		case modePerMessage:
 			res, err = perMessage(ctx, e, opts.PerMsgLimit)
 		case modeFanin, modeFaninTraced, modeFaninOutput:

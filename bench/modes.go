@@ -23,8 +23,10 @@ import (
 
 // Mode names.
 const (
-	modeDrain      = "drain"
-	modeSink       = "sink"
+	modeDrain = "drain"
+	modeSink  = "sink"
+	// modeNative is SQLite's own speed on the same rows (see native.go).
+	modeNative     = "native"
 	modePerMessage = "per-message"
 	modeFanin      = "fanin"
 	modeLive       = "live"

@@ -101,6 +101,10 @@ func (c Config) completeMemory() int64 {
 	return DefaultCompleteMemory
 }
 
+// GroupSize is how many messages one transaction holds at most while the loop is behind: the
+// effective GroupBatches (see there) times BatchSize.
+func (c Config) GroupSize() int { return c.groupBatches() * c.BatchSize }
+
 // groupBatches returns the effective GroupBatches.
 func (c Config) groupBatches() int {
 	if c.GroupBatches > 0 {
