@@ -32,8 +32,8 @@ func (tx *txn) raw(f func(c *sqlite3.SQLiteConn) error) error {
 // rowStatements are the row statements of one raw call, prepared when first used, and the
 // argument slice they share.
 type rowStatements struct {
-	ins, upd, txt driver.Stmt
-	args          []driver.NamedValue
+	fly, ins, upd, txt driver.Stmt
+	args               []driver.NamedValue
 }
 
 // exec runs query (prepared into *st on first use) with args and returns the rows it changed.
@@ -65,7 +65,7 @@ func (r *rowStatements) exec(ctx context.Context, c *sqlite3.SQLiteConn, st *dri
 
 // close closes the statements prepared.
 func (r *rowStatements) close() {
-	for _, st := range []driver.Stmt{r.ins, r.upd, r.txt} {
+	for _, st := range []driver.Stmt{r.fly, r.ins, r.upd, r.txt} {
 		if st != nil {
 			st.Close()
 		}

@@ -305,6 +305,11 @@ func integer(v driver.Value) int64 {
 }
 
 const (
+	// insertStarted is insertRow for a row in flight (a started event's), with the columns it
+	// leaves at their defaults out: half the values to bind.
+	insertStarted = `INSERT INTO execution_results (result_id, request_id, exec_id, pc_id,
+		started_at, recorded_at, job_id, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (result_id) DO NOTHING`
 	insertRow = `INSERT INTO execution_results (result_id, request_id, exec_id, pc_id, exit_code,
 		stdout, stderr, started_at, finished_at, recorded_at, job_id, version, reaped,
 		parent_result_id, skipped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -339,10 +344,19 @@ func writeRows(ctx context.Context, tx *txn, entries map[string]*project.Entry, 
 		for _, e := range dirty {
 			r := &e.Cur
 			if !e.Existed {
-				n, err := st.exec(ctx, c, &st.ins, insertRow,
-					r.ResultID, r.RequestID, nullable(r.ExecID), r.PCID, exitCode(r), r.Stdout, r.Stderr,
-					r.StartedAt, nullable(r.FinishedAt), r.RecordedAt, nullable(r.JobID), nullable(r.Version),
-					r.Reaped, nullable(r.ParentResultID), r.Skipped)
+				var (
+					n   int64
+					err error
+				)
+				if inFlightDefaults(r) {
+					n, err = st.exec(ctx, c, &st.fly, insertStarted, r.ResultID, r.RequestID, nullable(r.ExecID),
+						r.PCID, r.StartedAt, r.RecordedAt, nullable(r.JobID), nullable(r.Version))
+				} else {
+					n, err = st.exec(ctx, c, &st.ins, insertRow,
+						r.ResultID, r.RequestID, nullable(r.ExecID), r.PCID, exitCode(r), r.Stdout, r.Stderr,
+						r.StartedAt, nullable(r.FinishedAt), r.RecordedAt, nullable(r.JobID), nullable(r.Version),
+						r.Reaped, nullable(r.ParentResultID), r.Skipped)
+				}
 				if err != nil {
 					return fmt.Errorf("insert %s: %w", r.ResultID, err)
 				}
@@ -445,6 +459,13 @@ func writeDeadLetters(ctx context.Context, tx *txn, recs []codec.Record, dead []
 		}
 	}
 	return nil
+}
+
+// inFlightDefaults reports whether r is a row in flight whose other columns hold their defaults, as
+// insertStarted leaves them: no outcome, no output, not reaped, no parent, not skipped.
+func inFlightDefaults(r *project.Row) bool {
+	return !r.Finished && r.FinishedAt == "" && r.Stdout == "" && r.Stderr == "" && !r.Reaped &&
+		r.ParentResultID == "" && !r.Skipped
 }
 
 // nullable maps "" to SQL NULL.
