@@ -111,6 +111,7 @@ func native(ctx context.Context, e *env, n, prefill int) (result, error) {
 		}
 		for _, q := range queries {
 			got, err := db.Exec(ctx, q, first, last)
+			res.Txs++
 			if err != nil {
 				mt.stop()
 				return res, fmt.Errorf("native: %w", err)

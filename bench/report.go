@@ -50,6 +50,7 @@ type row struct {
 	HeapBaseMiB  float64 `json:"heap_base_mib"`      // heap in use after a GC just before the mode
 	HeapPeakMiB  float64 `json:"heap_peak_mib"`      // peak heap in use while it ran, whole process
 	AllocsPerMsg float64 `json:"allocs_per_msg"`
+	MsgsPerTx    float64 `json:"msgs_per_tx,omitempty"` // messages per transaction (sink, native, fanin)
 	BytesPerRow  float64 `json:"db_bytes_per_row,omitempty"`
 	BytesFromSz  bool    `json:"db_bytes_from_file_size,omitempty"`
 	P50MS        float64 `json:"p50_ms,omitempty"`
@@ -89,6 +90,9 @@ func (r *report) add(res result) {
 	}
 	if res.Msgs > 0 {
 		rw.AllocsPerMsg = float64(res.M.Allocs) / float64(res.Msgs)
+	}
+	if res.Txs > 0 {
+		rw.MsgsPerTx = float64(res.Msgs) / float64(res.Txs)
 	}
 	if res.Rows > 0 {
 		rw.BytesPerRow = float64(res.M.Written) / float64(res.Rows-res.Prefill)
@@ -283,7 +287,7 @@ func printHeader(w io.Writer, r *report) {
 // printTable prints a row per mode, the footnotes and a line per bar.
 func (r *report) printTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tN\tmsgs\tseconds\tmsg/s\t×drain\t×per-msg\t×native\tCPU%\tsrv CPU%\theap base MiB\theap peak MiB\tallocs/msg\tDB bytes/row\tp50 ms\tp99 ms\tp999 ms\tout MB/s\t")
+	fmt.Fprintln(tw, "mode\tN\tmsgs\tseconds\tmsg/s\t×drain\t×per-msg\t×native\tCPU%\tsrv CPU%\theap base MiB\theap peak MiB\tallocs/msg\tmsgs/tx\tDB bytes/row\tp50 ms\tp99 ms\tp999 ms\tout MB/s\t")
 	for _, rw := range r.Rows {
 		mode := rw.Mode
 		switch {
@@ -294,9 +298,9 @@ func (r *report) printTable(w io.Writer) {
 		case rw.Mode == modePerMessage:
 			mode += "*"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.0f\t%s\t%s\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.0f\t%s\t%s\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			mode, rw.N, rw.Msgs, rw.Seconds, rw.Rate, ratio(rw.XDrain), ratio(rw.XPerMsg), ratio(rw.XNative), rw.CPUPct, rw.ServerCPUPct,
-			rw.HeapBaseMiB, rw.HeapPeakMiB, rw.AllocsPerMsg, bytesPerRow(rw), ms(rw.P50MS), ms(rw.P99MS), ms(rw.P999MS),
+			rw.HeapBaseMiB, rw.HeapPeakMiB, rw.AllocsPerMsg, perTx(rw.MsgsPerTx), bytesPerRow(rw), ms(rw.P50MS), ms(rw.P99MS), ms(rw.P999MS),
 			mbPerS(rw.OutputMBps))
 	}
 	tw.Flush()
@@ -339,6 +343,13 @@ func ratio(x float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", x)
+}
+
+func perTx(x float64) string {
+	if x == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", x)
 }
 
 func ms(x float64) string {
