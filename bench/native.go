@@ -5,27 +5,30 @@ import (
 	"fmt"
 
 	"fanin/internal/batch"
+	"fanin/internal/sink"
 )
 
 // The native mode is SQLite's own speed on fanin's rows: the same schema, indexes, pragmas,
 // cache and connection (sink.Open's), transactions of the size fanin's grouping reaches while
-// behind, and no Go in the per-row loop. One statement per transaction generates its rows
-// inside SQLite (a recursive CTE over the PC numbers), sorts them by result_id and inserts
-// them; with -results every started transaction is followed by one that projects the same
+// behind, and no Go in the per-row loop. One statement per transaction makes its rows inside
+// SQLite (from the PC number and its result_id), sorts them by result_id and inserts them;
+// with -results every started transaction is followed by one that projects the same
 // PCs' results, an upsert doing what the projection rules do to an in-flight row.
 //
-// The result_ids must be the same in both statements and look random, as agents mint them,
-// so they are derived from the PC number i: the first group (i·a mod p, p prime) is a
-// permutation of the PCs that scatters consecutive ones over the whole key space, as random
-// UUIDs do; the others are filler of the same shape.
+// The result_ids are the broadcast's own (random UUIDs, drawn by the same generator from the
+// same seed), put into a temporary table before the timed part: random keys cluster on the
+// B-tree's pages as agents' do, which ids derived by arithmetic from the PC number would not
+// (evenly spread keys dirty more pages per transaction).
 
-// nativePCs generates the PC numbers ?1 … ?2 (inclusive) as n(i).
-const nativePCs = `WITH RECURSIVE n(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2) `
+// nativeIDs fills the temporary table of the ids from a JSON array, PC i's at i.
+const (
+	nativeIDsTable = `CREATE TEMP TABLE IF NOT EXISTS native_ids (i INTEGER PRIMARY KEY, id TEXT NOT NULL)`
+	nativeIDs      = `INSERT INTO temp.native_ids (i, id) SELECT key + 1, value FROM json_each(?)`
+)
 
-// nativeID is the result_id of PC i: a version 4 UUID in text form.
-const nativeID = `printf('%08x-%04x-4%03x-%04x-%012x', (i * 2654435761) % 4294967291,
-	(i * 40503) % 65536, (i * 2531) % 4096, 32768 + (i * 9973) % 16384,
-	(i * 1099511627689) % 281474976710656)`
+// nativeFrom is the FROM clause of both statements: PCs ?1 … ?2 (inclusive), i and id, in
+// result_id order.
+const nativeFrom = ` FROM temp.native_ids WHERE i BETWEEN ?1 AND ?2 ORDER BY 1`
 
 // nativePC is PC i's id: PC-0000042, as the generator names it.
 const nativePC = `printf('PC-%07d', i)`
@@ -42,9 +45,9 @@ const (
 // is left alone, as fanin's insert does.
 const nativeStarted = `INSERT INTO execution_results (result_id, request_id, exec_id, pc_id, exit_code,
 	stdout, stderr, started_at, finished_at, recorded_at, job_id, version, reaped,
-	parent_result_id, skipped) ` + nativePCs + `SELECT ` + nativeID + `, '` + benchRequestID + `', '` +
+	parent_result_id, skipped) SELECT id, '` + benchRequestID + `', '` +
 	benchExecID + `', ` + nativePC + `, NULL, '', '', ` + nativeStartedAt + `, NULL, ` + nativeRecordedAt +
-	`, '` + benchManifest + `', '` + benchVersion + `', 0, NULL, 0 FROM n WHERE true ORDER BY 1
+	`, '` + benchManifest + `', '` + benchVersion + `', 0, NULL, 0 ` + nativeFrom + `
 	ON CONFLICT (result_id) DO NOTHING`
 
 // nativeResults projects PCs ?1 … ?2's results, in result_id order: a new row is inserted
@@ -53,10 +56,10 @@ const nativeStarted = `INSERT INTO execution_results (result_id, request_id, exe
 // fanin too, and are left out here.
 const nativeResults = `INSERT INTO execution_results (result_id, request_id, exec_id, pc_id, exit_code,
 	stdout, stderr, started_at, finished_at, recorded_at, job_id, version, reaped,
-	parent_result_id, skipped) ` + nativePCs + `SELECT ` + nativeID + `, '` + benchRequestID + `', '` +
+	parent_result_id, skipped) SELECT id, '` + benchRequestID + `', '` +
 	benchExecID + `', ` + nativePC + `, 0, 'hostname=' || ` + nativePC + ` || ' cpu=4 ram=16GiB', '', ` +
 	nativeStartedAt + `, ` + nativeFinishedAt + `, ` + nativeRecordedAt + `, '` + benchManifest +
-	`', NULL, 0, NULL, 0 FROM n WHERE true ORDER BY 1
+	`', NULL, 0, NULL, 0 ` + nativeFrom + `
 	ON CONFLICT (result_id) DO UPDATE SET exit_code = excluded.exit_code, stdout = excluded.stdout,
 		stderr = excluded.stderr, finished_at = excluded.finished_at, skipped = excluded.skipped,
 		request_id = excluded.request_id, reaped = 0,
@@ -64,6 +67,30 @@ const nativeResults = `INSERT INTO execution_results (result_id, request_id, exe
 		parent_result_id = coalesce(parent_result_id, excluded.parent_result_id),
 		recorded_at = min(recorded_at, excluded.recorded_at)
 	WHERE finished_at IS NULL OR reaped = 1`
+
+// loadNativeIDs puts the broadcast's result_ids into the temporary table (untimed).
+func loadNativeIDs(ctx context.Context, db *sink.Sink, pcs int) error {
+	g := newGen(seedEvents)
+	list := make([]byte, 0, pcs*39+2)
+	list = append(list, '[')
+	for i := range pcs {
+		g.next()
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = append(list, '"')
+		list = append(list, g.id[:]...)
+		list = append(list, '"')
+	}
+	list = append(list, ']')
+	if _, err := db.Exec(ctx, nativeIDsTable); err != nil {
+		return fmt.Errorf("native ids: %w", err)
+	}
+	if _, err := db.Exec(ctx, nativeIDs, string(list)); err != nil {
+		return fmt.Errorf("native ids: %w", err)
+	}
+	return nil
+}
 
 // groupSize is how many messages one of fanin's transactions holds while it is behind, at N.
 func groupSize(n int) int {
@@ -93,6 +120,9 @@ func native(ctx context.Context, e *env, n, prefill int) (result, error) {
 		res.Msgs *= 2
 	}
 
+	if err := loadNativeIDs(ctx, db, e.opts.PCs); err != nil {
+		return res, err
+	}
 	tx := groupSize(n)
 	label := fmt.Sprintf("native N=%d", n)
 	if prefill > 0 {
