@@ -48,9 +48,13 @@ func (r *rowStatements) exec(ctx context.Context, c *sqlite3.SQLiteConn, st *dri
 	if cap(r.args) < len(args) {
 		r.args = make([]driver.NamedValue, len(args))
 	}
-	a := r.args[:len(args)]
+	// NULLs are left out: the driver clears every parameter to NULL before it binds, so
+	// binding one again is a cgo crossing for nothing.
+	a := r.args[:0]
 	for i, v := range args {
-		a[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+		if v != nil {
+			a = append(a, driver.NamedValue{Ordinal: i + 1, Value: v})
+		}
 	}
 	ex, ok := (*st).(driver.StmtExecContext)
 	if !ok {
