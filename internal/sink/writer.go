@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -367,7 +368,7 @@ func writeRows(ctx context.Context, tx *txn, entries map[string]*project.Entry, 
 	if len(dirty) == 0 {
 		return nil, nil
 	}
-	sort.Slice(dirty, func(i, j int) bool { return dirty[i].Cur.ResultID < dirty[j].Cur.ResultID })
+	slices.SortFunc(dirty, func(a, b *project.Entry) int { return strings.Compare(a.Cur.ResultID, b.Cur.ResultID) })
 
 	err = tx.raw(func(c *sqlite3.SQLiteConn) error {
 		var st rowStatements
