@@ -47,8 +47,8 @@ func TestTinyPlanRunsEveryModeAndVerifiesIt(t *testing.T) {
 		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
 
-	want := []string{"drain/1000", "sink/1000", "per-message/1", "fanin/1000", "fanin/1000+", "drain/500",
-		"sink/500", "fanin/500", "live/1000"}
+	want := []string{"drain/1000", "sink/1000", "native/1000", "per-message/1", "fanin/1000", "native/1000+",
+		"fanin/1000+", "drain/500", "sink/500", "native/500", "fanin/500", "live/1000"}
 	var got []string
 	for _, r := range rep.Rows {
 		key := r.Mode + "/" + strconv.Itoa(r.N)
@@ -66,10 +66,16 @@ func TestTinyPlanRunsEveryModeAndVerifiesIt(t *testing.T) {
 	if live := rep.Rows[len(rep.Rows)-1]; live.P99MS <= 0 || live.P50MS > live.P99MS || live.P99MS > live.P999MS {
 		t.Errorf("live latencies p50 %v p99 %v p999 %v", live.P50MS, live.P99MS, live.P999MS)
 	}
-	if len(rep.Bars) != 5 {
-		t.Errorf("%d bars judged, want 5: %+v", len(rep.Bars), rep.Bars)
+	if len(rep.Bars) != 6 {
+		t.Errorf("%d bars judged, want 6: %+v", len(rep.Bars), rep.Bars)
 	}
-	for _, s := range []string{"×drain", "per-message*", "fanin +1000 rows", "fanin ≥ 0.5 × drain", "live p99"} {
+	for _, r := range rep.Rows {
+		if (r.Mode == modeFanin || r.Mode == modeNative) && r.XNative <= 0 {
+			t.Errorf("%s +%d rows: no ×native", r.Mode, r.Prefill)
+		}
+	}
+	for _, s := range []string{"×drain", "×native", "per-message*", "fanin +1000 rows", "native +1000 rows",
+		"fanin ≥ 0.5 × drain", "fanin ≥ 0.8 × native", "full table ≥ 0.8 × native", "live p99"} {
 		if !strings.Contains(stdout.String(), s) {
 			t.Errorf("stdout lacks %q:\n%s", s, stdout.String())
 		}
@@ -182,5 +188,29 @@ func TestLargeOutputOptionsAreValidated(t *testing.T) {
 		if err := o.validate(); err == nil {
 			t.Errorf("%s: validated", tc.name)
 		}
+	}
+}
+
+// TestTinyMixedPlanComparesWithNativeResults runs native and fanin on started events and their
+// results: native must finish every row, as fanin does, and the mixed bar is judged.
+func TestTinyMixedPlanComparesWithNativeResults(t *testing.T) {
+	opts := defaultOptions()
+	opts.PCs, opts.Sync, opts.Wait = 2000, sink.SyncNormal, 20*time.Millisecond
+	opts.Modes = []string{modeNative, modeFanin}
+	opts.Results = true
+	opts.Out, opts.TempDir = t.TempDir(), t.TempDir()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	rep, err := run(ctx, opts, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if len(rep.Rows) != 2 || rep.Rows[0].Mode != modeNative || rep.Rows[0].Msgs != 4000 {
+		t.Fatalf("rows = %+v, want native (4000 messages) then fanin", rep.Rows)
+	}
+	if !strings.Contains(stdout.String(), "mixed: fanin ≥ 0.7 × native") {
+		t.Errorf("stdout lacks the mixed bar:\n%s", stdout.String())
 	}
 }

@@ -52,7 +52,7 @@ type options struct {
 func defaultOptions() options {
 	return options{
 		PCs: 200000, Batch: 1000, Wait: 100 * time.Millisecond,
-		Modes: []string{modeDrain, modeSink, modePerMessage, modeFanin},
+		Modes: []string{modeDrain, modeSink, modeNative, modePerMessage, modeFanin},
 		Sync:  sink.SyncFull, PerMsgLimit: 20000, LiveDuration: 20 * time.Second,
 		Out: "bench/out", LargeSize: 1 << 20,
 	}
@@ -84,8 +84,8 @@ func (o options) validate() error {
 		return fmt.Errorf("-large-size must be between 1 KiB and %d bytes, not %d", output.DefaultConfig().MaxObjectBytes, o.LargeSize)
 	}
 	for _, m := range o.Modes {
-		if !slices.Contains([]string{modeDrain, modeSink, modePerMessage, modeFanin, modeFaninOutput}, m) && !isPostgresMode(m) {
-			return fmt.Errorf("-modes: unknown mode %q (drain, sink, per-message, fanin, fanin-output, postgres-native, postgres-sink, fanin-postgres)", m)
+		if !slices.Contains([]string{modeDrain, modeSink, modeNative, modePerMessage, modeFanin, modeFaninOutput}, m) && !isPostgresMode(m) {
+			return fmt.Errorf("-modes: unknown mode %q (drain, sink, native, per-message, fanin, fanin-output, postgres-native, postgres-sink, fanin-postgres)", m)
 		}
 		if isPostgresMode(m) && o.Postgres == "" {
 			return fmt.Errorf("-modes %s needs -pg (or $FANIN_BENCH_POSTGRES): a PostgreSQL server", m)
@@ -112,8 +112,8 @@ type step struct {
 }
 
 // plan lists the steps of a run: the standard modes at N (and fanin-output, with
-// -large-output, when they do not name it), fanin on a prefilled table, the batch sweep (drain,
-// sink, fanin at each other N), the wait sweep, and the live mode.
+// -large-output, when they do not name it), native and fanin on a prefilled table, the batch
+// sweep (drain, sink, native, fanin at each other N), the wait sweep, and the live mode.
 func (o options) plan() []step {
 	var steps []step
 	modes := o.Modes
@@ -131,10 +131,13 @@ func (o options) plan() []step {
 		steps = append(steps, s)
 	}
 	if o.Prefill > 0 {
+		if slices.Contains(o.Modes, modeNative) {
+			steps = append(steps, step{mode: modeNative, n: o.Batch, prefill: o.Prefill})
+		}
 		steps = append(steps, step{mode: modeFanin, n: o.Batch, wait: o.Wait, prefill: o.Prefill})
 	}
 	for _, n := range o.SweepBatch {
-		for _, m := range []string{modeDrain, modeSink, modeFanin} {
+		for _, m := range []string{modeDrain, modeSink, modeNative, modeFanin} {
 			if n == o.Batch && slices.Contains(o.Modes, m) {
 				continue // measured above
 			}
@@ -200,6 +203,8 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 			res, err = drain(ctx, e, s.n)
 		case modeSink:
 			res, err = sinkOnly(ctx, e, s.n)
+		case modeNative:
+			res, err = native(ctx, e, s.n, s.prefill)
 		case modePerMessage:
 			res, err = perMessage(ctx, e, opts.PerMsgLimit)
 		case modeFanin, modeFaninTraced, modeFaninOutput, modeFaninLitestream:

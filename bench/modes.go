@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,12 +20,15 @@ import (
 	"fanin/internal/codec"
 	"fanin/internal/output"
 	"fanin/internal/sink"
+	"fanin/internal/store"
 )
 
 // Mode names.
 const (
-	modeDrain      = "drain"
-	modeSink       = "sink"
+	modeDrain = "drain"
+	modeSink  = "sink"
+	// modeNative is SQLite's own speed on the same rows (see native.go).
+	modeNative     = "native"
 	modePerMessage = "per-message"
 	modeFanin      = "fanin"
 	modeLive       = "live"
@@ -44,6 +48,7 @@ type result struct {
 	Prefill int           // rows in the table before the run
 	Msgs    int           // messages (or rows, for sink) processed
 	Rows    int           // rows in execution_results afterwards (0: no database)
+	Txs     int           // transactions committed (sink, native, fanin)
 	Output  int64         // bytes of output read from the Object Store and stored (fanin-output)
 	Pause   time.Duration // fanin: the longest time no message was acked, from the first ack to the last
 	SideCPU time.Duration // fanin-litestream: the CPU time litestream used, from its start to its exit
@@ -150,6 +155,7 @@ func sinkOnly(ctx context.Context, e *env, n int) (result, error) {
 			}
 			rep, err := db.Write(ctx, recs)
 			mt.end()
+			res.Txs += rep.Transactions
 			if err != nil {
 				mt.stop()
 				return res, fmt.Errorf("write: %w", err)
@@ -282,7 +288,14 @@ func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, 
 	}
 	started := batch.Started()
 	started.Durable, started.BatchSize, started.MaxWait = name, n, wait
-	loops := []*batch.Loop{batch.New(started, js, db, opts...)}
+	// The store counts the transactions, to show how big fanin's really were.
+	var txs atomic.Int64
+	store := batch.StoreFunc(func(ctx context.Context, recs []codec.Record) (store.Report, error) {
+		rep, err := db.Write(ctx, recs)
+		txs.Add(int64(rep.Transactions))
+		return rep, err
+	})
+	loops := []*batch.Loop{batch.New(started, js, store, opts...)}
 	cfgs := []batch.Config{started}
 	if e.opts.Results {
 		results := batch.Results()
@@ -291,7 +304,7 @@ func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, 
 			results.Stream, results.FilterSubject = largeStream, largeFilter
 			res.Output = int64(largeCount(e.opts.PCs, e.opts.LargeOutput)) * int64(e.opts.LargeSize)
 		}
-		loops = append(loops, batch.New(results, js, db, append(opts, batch.WithCompleter(resolver))...))
+		loops = append(loops, batch.New(results, js, store, append(opts, batch.WithCompleter(resolver))...))
 		cfgs = append(cfgs, results)
 		res.Msgs *= 2
 	}
@@ -346,6 +359,7 @@ func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, 
 	mt.end()
 	stopProfile()
 	res.M = mt.stop()
+	res.Txs = int(txs.Load())
 	if err != nil {
 		return res, err
 	}

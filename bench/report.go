@@ -14,9 +14,10 @@ import (
 // The bars of the issue, as ratios within one run.
 const (
 	barDrainRatio   = 0.5 // fanin ≥ 0.5 × drain
-	barPerMsgRatio  = 15  // fanin ≥ 15 × per-message
+	barPerMsgRatio  = 20  // fanin ≥ 20 × per-message
 	barHeapMiB      = 64  // Go heap in use at N=1000
-	barPrefillRatio = 0.7 // fanin on a full table ≥ 0.7 × on an empty one
+	barNativeRatio  = 0.8 // fanin ≥ 0.8 × native (SQLite's own speed), empty table and full
+	barMixedRatio   = 0.7 // with -results: fanin ≥ 0.7 × native's started-and-results run
 	barTracingRatio = 0.9 // fanin traced (always sample) ≥ 0.9 × untraced: "the overhead must be small"
 	barLatencySlack = 50 * time.Millisecond
 )
@@ -43,11 +44,13 @@ type row struct {
 	Rate         float64 `json:"msgs_per_s"`
 	XDrain       float64 `json:"x_drain,omitempty"`
 	XPerMsg      float64 `json:"x_per_message,omitempty"`
-	CPUPct       float64 `json:"cpu_pct"`        // this process (the ingester, and the server with -inprocess)
-	ServerCPUPct float64 `json:"server_cpu_pct"` // the NATS server's child process
-	HeapBaseMiB  float64 `json:"heap_base_mib"`  // heap in use after a GC just before the mode
-	HeapPeakMiB  float64 `json:"heap_peak_mib"`  // peak heap in use while it ran, whole process
+	XNative      float64 `json:"x_native,omitempty"` // against native at the same N and prefill
+	CPUPct       float64 `json:"cpu_pct"`            // this process (the ingester, and the server with -inprocess)
+	ServerCPUPct float64 `json:"server_cpu_pct"`     // the NATS server's child process
+	HeapBaseMiB  float64 `json:"heap_base_mib"`      // heap in use after a GC just before the mode
+	HeapPeakMiB  float64 `json:"heap_peak_mib"`      // peak heap in use while it ran, whole process
 	AllocsPerMsg float64 `json:"allocs_per_msg"`
+	MsgsPerTx    float64 `json:"msgs_per_tx,omitempty"` // messages per transaction (sink, native, fanin)
 	BytesPerRow  float64 `json:"db_bytes_per_row,omitempty"`
 	BytesFromSz  bool    `json:"db_bytes_from_file_size,omitempty"`
 	P50MS        float64 `json:"p50_ms,omitempty"`
@@ -92,6 +95,9 @@ func (r *report) add(res result) {
 	if res.Msgs > 0 {
 		rw.AllocsPerMsg = float64(res.M.Allocs) / float64(res.Msgs)
 	}
+	if res.Txs > 0 {
+		rw.MsgsPerTx = float64(res.Msgs) / float64(res.Txs)
+	}
 	if res.Rows > 0 {
 		rw.BytesPerRow = float64(res.M.Written) / float64(res.Rows-res.Prefill)
 		rw.BytesFromSz = res.M.WrittenFromSize
@@ -117,6 +123,16 @@ func quantile(sorted []float64, q float64) float64 {
 	}
 	i := int(q*float64(len(sorted))+0.5) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// findNative returns the native row at N on a table that held prefill rows.
+func (r *report) findNative(n, prefill int) *row {
+	for i := range r.Rows {
+		if rw := &r.Rows[i]; rw.Mode == modeNative && rw.N == n && rw.Prefill == prefill {
+			return rw
+		}
+	}
+	return nil
 }
 
 // find returns the first row of mode at N (any N when n is 0) without prefill.
@@ -150,6 +166,9 @@ func (r *report) finish() {
 		if perMsg != nil && perMsg.Rate > 0 {
 			rw.XPerMsg = rw.Rate / perMsg.Rate
 		}
+		if nt := r.findNative(rw.N, rw.Prefill); nt != nil && nt.Rate > 0 && rw.Mode != modeDrain {
+			rw.XNative = rw.Rate / nt.Rate
+		}
 	}
 
 	f := r.find(modeFanin, r.Options.Batch)
@@ -163,9 +182,9 @@ func (r *report) finish() {
 	}
 	switch {
 	case f == nil || perMsg == nil:
-		r.skip("fanin ≥ 15 × per-message", barPerMsgRatio, "needs the fanin and per-message modes")
+		r.skip("fanin ≥ 20 × per-message", barPerMsgRatio, "needs the fanin and per-message modes")
 	default:
-		r.judge("fanin ≥ 15 × per-message", f.XPerMsg, barPerMsgRatio, true,
+		r.judge("fanin ≥ 20 × per-message", f.XPerMsg, barPerMsgRatio, true,
 			fmt.Sprintf("%.0f vs %.0f msg/s", f.Rate, perMsg.Rate))
 	}
 	if h := r.find(modeFanin, 1000); h == nil {
@@ -184,17 +203,28 @@ func (r *report) finish() {
 			fmt.Sprintf("%.0f vs %.0f msg/s; longest pause between acks %.0f vs %.0f ms; litestream's CPU %.0f%%", ls.Rate, f.Rate, ls.PauseMS, f.PauseMS, ls.SideCPUPct))
 	}
 	r.postgresBar()
+	nativeBar, nativeTarget := "fanin ≥ 0.8 × native", barNativeRatio
+	if r.Options.Results {
+		nativeBar, nativeTarget = "mixed: fanin ≥ 0.7 × native", barMixedRatio
+	}
+	if nt := r.find(modeNative, r.Options.Batch); f == nil || nt == nil {
+		r.skip(nativeBar, nativeTarget, "needs the fanin and native modes")
+	} else {
+		r.judge(nativeBar, f.XNative, nativeTarget, true,
+			fmt.Sprintf("%.0f vs %.0f msg/s, transactions of up to %d", f.Rate, nt.Rate, groupSize(f.N)))
+	}
 	var full *row
 	for i := range r.Rows {
 		if r.Rows[i].Mode == modeFanin && r.Rows[i].Prefill > 0 {
 			full = &r.Rows[i]
 		}
 	}
-	if full == nil || f == nil {
-		r.skip("full table ≥ 0.7 × empty", barPrefillRatio, "needs -prefill (the bar is at 1000000)")
+	if full == nil || full.XNative == 0 {
+		r.skip("full table ≥ 0.8 × native", barNativeRatio, "needs -prefill and the native mode (the bar is at 1000000)")
 	} else {
-		r.judge("full table ≥ 0.7 × empty", full.Rate/f.Rate, barPrefillRatio, true,
-			fmt.Sprintf("%.0f msg/s with %d rows already vs %.0f on an empty table", full.Rate, full.Prefill, f.Rate))
+		r.judge("full table ≥ 0.8 × native", full.XNative, barNativeRatio, true,
+			fmt.Sprintf("%.0f vs %.0f msg/s with %d rows already (%.2f × fanin on an empty table)", full.Rate,
+				full.Rate/full.XNative, full.Prefill, ratioOf(full, f)))
 	}
 	var lv *row
 	for i := range r.Rows {
@@ -266,7 +296,7 @@ func printHeader(w io.Writer, r *report) {
 // printTable prints a row per mode, the footnotes and a line per bar.
 func (r *report) printTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tN\tmsgs\tseconds\tmsg/s\t×drain\t×per-msg\tCPU%\tsrv CPU%\theap base MiB\theap peak MiB\tallocs/msg\tDB bytes/row\tp50 ms\tp99 ms\tp999 ms\tout MB/s\t")
+	fmt.Fprintln(tw, "mode\tN\tmsgs\tseconds\tmsg/s\t×drain\t×per-msg\t×native\tCPU%\tsrv CPU%\theap base MiB\theap peak MiB\tallocs/msg\tmsgs/tx\tDB bytes/row\tp50 ms\tp99 ms\tp999 ms\tout MB/s\t")
 	for _, rw := range r.Rows {
 		mode := rw.Mode
 		switch {
@@ -277,9 +307,9 @@ func (r *report) printTable(w io.Writer) {
 		case rw.Mode == modePerMessage:
 			mode += "*"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.0f\t%s\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%s\t\n",
-			mode, rw.N, rw.Msgs, rw.Seconds, rw.Rate, ratio(rw.XDrain), ratio(rw.XPerMsg), rw.CPUPct, rw.ServerCPUPct,
-			rw.HeapBaseMiB, rw.HeapPeakMiB, rw.AllocsPerMsg, bytesPerRow(rw), ms(rw.P50MS), ms(rw.P99MS), ms(rw.P999MS),
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.0f\t%s\t%s\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+			mode, rw.N, rw.Msgs, rw.Seconds, rw.Rate, ratio(rw.XDrain), ratio(rw.XPerMsg), ratio(rw.XNative), rw.CPUPct, rw.ServerCPUPct,
+			rw.HeapBaseMiB, rw.HeapPeakMiB, rw.AllocsPerMsg, perTx(rw.MsgsPerTx), bytesPerRow(rw), ms(rw.P50MS), ms(rw.P99MS), ms(rw.P999MS),
 			mbPerS(rw.OutputMBps))
 	}
 	tw.Flush()
@@ -290,6 +320,7 @@ func (r *report) printTable(w io.Writer) {
 	} else {
 		fmt.Fprintln(w, "  sustained there. The NATS server runs in a child process (srv CPU%): CPU%, heap, allocations")
 		fmt.Fprintln(w, "  and bytes written are the ingester's (the harness's) alone. sink times decode + write only.")
+		fmt.Fprintf(w, "  native is SQLite alone on the same rows, one statement per transaction of %d (fanin's size behind).\n", groupSize(r.Options.Batch))
 	}
 	if r.Options.Sync != "full" {
 		fmt.Fprintln(w, "  NOTE: the bars are defined at sync=full; this run used sync="+r.Options.Sync+".")
@@ -308,11 +339,26 @@ func (r *report) printTable(w io.Writer) {
 	}
 }
 
+// ratioOf is a's rate over b's, 0 when b is missing.
+func ratioOf(a, b *row) float64 {
+	if a == nil || b == nil || b.Rate == 0 {
+		return 0
+	}
+	return a.Rate / b.Rate
+}
+
 func ratio(x float64) string {
 	if x == 0 {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", x)
+}
+
+func perTx(x float64) string {
+	if x == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", x)
 }
 
 func ms(x float64) string {

@@ -188,7 +188,7 @@ func ingestFlags(fs *flagSet) *config {
 
 	fs.IntVar(&c.Events.BatchSize, "batch", c.Events.BatchSize, "N: most `messages` per fetch (1–10000); caught up, one fetch is one transaction")
 	fs.envVar("batch", "FANIN_BATCH")
-	fs.IntVar(&c.Events.GroupBatches, "group", c.Events.GroupBatches, "while behind, most fetched `batches` one transaction takes together (0: automatic, about 8000\nmessages; 1: one per fetch; up to 100): bigger transactions drain a backlog faster, since random\nids scatter each batch's writes; at most (group+2)·N messages are held at once")
+	fs.IntVar(&c.Events.GroupBatches, "group", c.Events.GroupBatches, "while behind, most fetched `batches` one transaction takes together (0: automatic, about 8000\nmessages; 1: one per fetch; up to 100): bigger transactions drain a backlog faster, since random\nids scatter each batch's writes; at most (group + ⌈group/2⌉ + 2)·N messages are held at once")
 	fs.envVar("group", "FANIN_GROUP")
 	fs.DurationVar(&c.Events.MaxWait, "wait", c.Events.MaxWait, "T: longest a fetch waits to fill a batch; a caught-up ingester commits at least this often")
 	fs.envVar("wait", "FANIN_WAIT")

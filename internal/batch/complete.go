@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"fanin/internal/codec"
 )
@@ -101,10 +100,10 @@ func (l *Loop) dropFailed(f *fetched, sizes []int64, errs []error, st *stageTimi
 	if errs == nil {
 		return f, sizes
 	}
-	kept := &fetched{msgs: make([]jetstream.Msg, 0, len(f.msgs)), recs: make([]codec.Record, 0, len(f.recs)),
+	kept := &fetched{msgs: make([]msgRef, 0, len(f.msgs)), recs: make([]codec.Record, 0, len(f.recs)),
 		stages: f.stages, held: f.held, bytes: f.bytes}
 	keptSizes := make([]int64, 0, len(sizes))
-	var failed []jetstream.Msg
+	var failed []msgRef
 	var first error
 	for i, err := range errs {
 		if err == nil {
@@ -133,7 +132,7 @@ func (l *Loop) dropFailed(f *fetched, sizes []int64, errs []error, st *stageTimi
 }
 
 // keepAlive sends InProgress on msgs every AckWait/3 until the returned function is called.
-func (l *Loop) keepAlive(msgs []jetstream.Msg) (stop func()) {
+func (l *Loop) keepAlive(msgs []msgRef) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -144,7 +143,7 @@ func (l *Loop) keepAlive(msgs []jetstream.Msg) (stop func()) {
 			case <-done:
 				return
 			case <-tick.C:
-				inProgress(msgs)
+				l.inProgress(msgs)
 			}
 		}
 	})

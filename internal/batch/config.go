@@ -41,8 +41,10 @@ type Config struct {
 	// times it. With results carrying up to 256 KiB of output inline, this is what bounds
 	// memory, not the message counts.
 	MaxBatchBytes int
-	// MaxAckPending caps unacked messages on the consumer. Zero means (group+2)·BatchSize
-	// (and at least 1000): a full group committing, and one more batch fetched ahead.
+	// MaxAckPending caps unacked messages on the consumer. Zero means
+	// (group + ⌈group/2⌉ + 2)·BatchSize (and at least 1000): a full group committing while half
+	// the next one and a batch more are fetched. With only (group+2)·BatchSize, the fetch could
+	// bring 2 batches while a group of 8 committed, and transactions averaged half a group.
 	MaxAckPending int
 
 	// CompleteMemory caps the bytes a Completer added to records that the loop holds at once,
@@ -101,6 +103,10 @@ func (c Config) completeMemory() int64 {
 	return DefaultCompleteMemory
 }
 
+// GroupSize is how many messages one transaction holds at most while the loop is behind: the
+// effective GroupBatches (see there) times BatchSize.
+func (c Config) GroupSize() int { return c.groupBatches() * c.BatchSize }
+
 // groupBatches returns the effective GroupBatches.
 func (c Config) groupBatches() int {
 	if c.GroupBatches > 0 {
@@ -114,7 +120,8 @@ func (c Config) maxAckPending() int {
 	if c.MaxAckPending > 0 {
 		return c.MaxAckPending
 	}
-	return max((c.groupBatches()+2)*c.BatchSize, 1000)
+	g := c.groupBatches()
+	return max((g+(g+1)/2+2)*c.BatchSize, 1000)
 }
 
 // Validate reports the first setting that cannot work, as a *fault.FieldError naming its field

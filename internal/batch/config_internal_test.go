@@ -7,13 +7,13 @@ func TestAutomaticGroupKeepsMemoryBoundedWhateverN(t *testing.T) {
 		n, group              int
 		wantGroup, wantMaxAck int
 	}{
-		{n: 1000, group: 0, wantGroup: 8, wantMaxAck: 10000},
-		{n: 100, group: 0, wantGroup: 64, wantMaxAck: 6600},
-		{n: 5000, group: 0, wantGroup: 1, wantMaxAck: 15000},
-		{n: 10000, group: 0, wantGroup: 1, wantMaxAck: 30000},
-		{n: 1000, group: 1, wantGroup: 1, wantMaxAck: 3000},
+		{n: 1000, group: 0, wantGroup: 8, wantMaxAck: 14000},
+		{n: 100, group: 0, wantGroup: 64, wantMaxAck: 9800},
+		{n: 5000, group: 0, wantGroup: 1, wantMaxAck: 20000},
+		{n: 10000, group: 0, wantGroup: 1, wantMaxAck: 40000},
+		{n: 1000, group: 1, wantGroup: 1, wantMaxAck: 4000},
 		{n: 10, group: 1, wantGroup: 1, wantMaxAck: 1000},
-		{n: 1000, group: 20, wantGroup: 20, wantMaxAck: 22000},
+		{n: 1000, group: 20, wantGroup: 20, wantMaxAck: 32000},
 	} {
 		c := Started()
 		c.BatchSize, c.GroupBatches = tc.n, tc.group

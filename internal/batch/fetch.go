@@ -14,7 +14,7 @@ import (
 // fetched is one batch on its way through the stages: its messages and their records, same
 // index.
 type fetched struct {
-	msgs   []jetstream.Msg
+	msgs   []msgRef // what acking each message needs
 	recs   []codec.Record
 	bytes  int           // payload bytes, and bytes a Completer added
 	held   int64         // bytes taken from the loop's budget, given back once settled
@@ -112,7 +112,7 @@ func (l *Loop) decode(msgs []jetstream.Msg) *fetched {
 		return nil
 	}
 	st := stageTiming{stage: stageDecode, start: time.Now()}
-	f := &fetched{msgs: msgs[:0], recs: make([]codec.Record, 0, len(msgs))}
+	f := &fetched{msgs: make([]msgRef, 0, len(msgs)), recs: make([]codec.Record, 0, len(msgs))}
 	var pending uint64
 	redelivered := 0
 	created := l.binding.Load().StreamCreated
@@ -139,7 +139,13 @@ func (l *Loop) decode(msgs []jetstream.Msg) *fetched {
 		}
 		r.Decode()
 		pending = md.NumPending
-		f.msgs = append(f.msgs, m)
+		ref := msgRef{reply: m.Reply()}
+		if l.tp != nil {
+			if sc := l.obs.producerContext(r.Header); sc.IsValid() {
+				ref.link = &sc
+			}
+		}
+		f.msgs = append(f.msgs, ref)
 		f.recs = append(f.recs, r)
 		f.bytes += len(r.Payload)
 	}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
@@ -43,6 +44,7 @@ type Stats struct {
 type Loop struct {
 	cfg       Config
 	js        jetstream.JetStream
+	nc        *nats.Conn // js's connection: acks are published on it
 	store     Store
 	completer Completer
 	budget    *budget // of what completer holds; nil without one
@@ -108,6 +110,9 @@ func WithLogger(log *slog.Logger) Option { return func(l *Loop) { l.log = log } 
 // New returns a loop for one projection, writing into st. It does no I/O; call Run.
 func New(cfg Config, js jetstream.JetStream, st Store, opts ...Option) *Loop {
 	l := &Loop{cfg: cfg, js: js, store: st, log: slog.Default(), watchEvery: DefaultWatchInterval}
+	if js != nil {
+		l.nc = js.Conn()
+	}
 	for _, o := range opts {
 		o(l)
 	}

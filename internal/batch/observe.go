@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
@@ -211,8 +210,8 @@ func (o *observer) startProcess(ctx context.Context, f *fetched) (_ context.Cont
 	span.SetAttributes(semconv.MessagingOperationName("process"), semconv.MessagingOperationTypeProcess,
 		semconv.MessagingBatchMessageCount(len(f.msgs)))
 	for _, m := range f.msgs {
-		if sc := o.producerContext(m); sc.IsValid() {
-			span.AddLink(trace.Link{SpanContext: sc})
+		if m.link != nil {
+			span.AddLink(trace.Link{SpanContext: *m.link})
 		}
 	}
 	for _, d := range f.stages {
@@ -231,8 +230,7 @@ func (o *observer) startProcess(ctx context.Context, f *fetched) (_ context.Cont
 }
 
 // producerContext extracts the producer's span context from a message's headers.
-func (o *observer) producerContext(m jetstream.Msg) trace.SpanContext {
-	h := m.Headers()
+func (o *observer) producerContext(h map[string][]string) trace.SpanContext {
 	if len(h) == 0 {
 		return trace.SpanContext{}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
 	"fanin/internal/store"
@@ -31,11 +30,11 @@ func (l *Loop) settle(ctx context.Context, span trace.Span, f *fetched, dead []s
 			if len(reason) > maxTermReason {
 				reason = reason[:maxTermReason]
 			}
-			m.TermWithReason("fanin dead letter: " + reason)
+			term(l.nc, m, "fanin dead letter: "+reason)
 			continue
 		}
 		// Ack is fire-and-forget: a lost ack only means a redelivery, which changes nothing.
-		m.Ack()
+		ack(l.nc, m)
 	}
 	acked := len(f.msgs) - len(why)
 	l.Stats.Acked.Add(uint64(acked))
@@ -47,17 +46,17 @@ func (l *Loop) settle(ctx context.Context, span trace.Span, f *fetched, dead []s
 }
 
 // nak naks msgs, to be redelivered after d.
-func (l *Loop) nak(msgs []jetstream.Msg, d time.Duration) {
+func (l *Loop) nak(msgs []msgRef, d time.Duration) {
 	for _, m := range msgs {
-		m.NakWithDelay(d)
+		nakWithDelay(l.nc, m, d)
 	}
 	l.Stats.Naked.Add(uint64(len(msgs)))
 }
 
 // inProgress tells the server msgs are still being worked on, resetting their AckWait.
-func inProgress(msgs []jetstream.Msg) {
+func (l *Loop) inProgress(msgs []msgRef) {
 	for _, m := range msgs {
-		m.InProgress() // refused, harmlessly, for a message already acked
+		progress(l.nc, m) // refused, harmlessly, for a message already acked
 	}
 }
 

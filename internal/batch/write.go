@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"fanin/internal/codec"
 	"fanin/internal/store"
@@ -98,7 +97,7 @@ func (l *Loop) group(f *fetched, in <-chan *fetched) *fetched {
 		n += len(g.msgs)
 	}
 	// One allocation for the group: appending batch after batch would copy it again and again.
-	all := &fetched{msgs: make([]jetstream.Msg, 0, n), recs: make([]codec.Record, 0, n)}
+	all := &fetched{msgs: make([]msgRef, 0, n), recs: make([]codec.Record, 0, n)}
 	for _, g := range append([]*fetched{f}, more...) {
 		all.msgs = append(all.msgs, g.msgs...)
 		all.recs = append(all.recs, g.recs...)
@@ -151,7 +150,7 @@ func (l *Loop) pause(ctx context.Context, d time.Duration, in <-chan *fetched) *
 			held, recv = f, nil
 		case <-tick.C:
 			if held != nil {
-				inProgress(held.msgs)
+				l.inProgress(held.msgs)
 			}
 		}
 	}

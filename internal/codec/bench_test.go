@@ -106,3 +106,20 @@ func BenchmarkDecodeResultStdlib(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFormatTime compares FormatTime with the standard library's Format it stands for.
+func BenchmarkFormatTime(b *testing.B) {
+	tm := time.Date(2026, time.May, 20, 12, 0, 1, 123_456_789, time.UTC)
+	b.Run("FormatTime", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = FormatTime(tm)
+		}
+	})
+	b.Run("time.Format", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = tm.UTC().Format(TimeLayout)
+		}
+	})
+}

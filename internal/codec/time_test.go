@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -182,4 +183,33 @@ func FuzzParseTime(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFormatTimeIsTimeFormat checks the fixed-width fast path against the standard library
+// over random instants of every year 0000–9999, in other zones too, and at the range's ends.
+func TestFormatTimeIsTimeFormat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	zones := []*time.Location{time.UTC, time.FixedZone("east", 14*3600), time.FixedZone("west", -(23*3600 + 59*60))}
+	lo := time.Date(0, time.January, 1, 0, 0, 0, 0, time.UTC).Unix()
+	hi := time.Date(10000, time.January, 1, 0, 0, 0, 0, time.UTC).Unix()
+	check := func(tm time.Time) {
+		t.Helper()
+		if got, want := FormatTime(tm), tm.UTC().Format(TimeLayout); got != want {
+			t.Fatalf("FormatTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+	for range 200_000 {
+		sec := lo + rng.Int64N(hi-lo)
+		check(time.Unix(sec, rng.Int64N(1e9)).In(zones[rng.IntN(len(zones))]))
+	}
+	for _, tm := range []time.Time{
+		time.Date(0, time.January, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, time.December, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(-1, time.December, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(10000, time.January, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, time.May, 20, 12, 0, 0, 999, time.UTC),
+		{},
+	} {
+		check(tm)
+	}
 }

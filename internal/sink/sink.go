@@ -195,3 +195,32 @@ func (s *Sink) CheckFile() error {
 	}
 	return nil
 }
+
+// Exec runs query with args in a BEGIN IMMEDIATE transaction of its own, on the writer
+// connection and under the write lock, and returns the rows it changed. It is for tools and for
+// the benchmark's native mode (SQLite's own speed, with fanin's pragmas and cache); projections
+// go through Write.
+func (s *Sink) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", classify(err))
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, classify(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("commit: %w", classify(err))
+	}
+	return n, nil
+}

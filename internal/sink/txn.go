@@ -32,8 +32,8 @@ func (tx *txn) raw(f func(c *sqlite3.SQLiteConn) error) error {
 // rowStatements are the row statements of one raw call, prepared when first used, and the
 // argument slice they share.
 type rowStatements struct {
-	ins, upd, txt driver.Stmt
-	args          []driver.NamedValue
+	fly, ins, upd, txt driver.Stmt
+	args               []driver.NamedValue
 }
 
 // exec runs query (prepared into *st on first use) with args and returns the rows it changed.
@@ -48,9 +48,13 @@ func (r *rowStatements) exec(ctx context.Context, c *sqlite3.SQLiteConn, st *dri
 	if cap(r.args) < len(args) {
 		r.args = make([]driver.NamedValue, len(args))
 	}
-	a := r.args[:len(args)]
+	// NULLs are left out: the driver clears every parameter to NULL before it binds, so
+	// binding one again is a cgo crossing for nothing.
+	a := r.args[:0]
 	for i, v := range args {
-		a[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+		if v != nil {
+			a = append(a, driver.NamedValue{Ordinal: i + 1, Value: v})
+		}
 	}
 	ex, ok := (*st).(driver.StmtExecContext)
 	if !ok {
@@ -65,7 +69,7 @@ func (r *rowStatements) exec(ctx context.Context, c *sqlite3.SQLiteConn, st *dri
 
 // close closes the statements prepared.
 func (r *rowStatements) close() {
-	for _, st := range []driver.Stmt{r.ins, r.upd, r.txt} {
+	for _, st := range []driver.Stmt{r.fly, r.ins, r.upd, r.txt} {
 		if st != nil {
 			st.Close()
 		}

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -156,9 +158,18 @@ func writeInsertFirst(ctx context.Context, tx *txn, recs []codec.Record, good []
 	return execs, nil
 }
 
-const selectRows = `SELECT result_id, request_id, coalesce(exec_id, ''), pc_id, exit_code,
-	started_at, coalesce(finished_at, ''), recorded_at, coalesce(job_id, ''), coalesce(version, ''),
-	reaped, coalesce(parent_result_id, ''), skipped
+// selectRows reads the rows of a list of ids, each as one text value — the three integers and
+// the byte length of each of the ten texts, then the texts one after the other — so that a
+// row costs one column read and one string instead of thirteen. stdout and stderr are not read.
+const selectRows = `SELECT printf('%d %d %d %d %d %d %d %d %d %d %d %d %d ',
+		coalesce(exit_code, 0), reaped, skipped, octet_length(result_id), octet_length(request_id),
+		octet_length(coalesce(exec_id, '')), octet_length(pc_id), octet_length(started_at),
+		octet_length(coalesce(finished_at, '')), octet_length(recorded_at),
+		octet_length(coalesce(job_id, '')), octet_length(coalesce(version, '')),
+		octet_length(coalesce(parent_result_id, '')))
+	|| result_id || request_id || coalesce(exec_id, '') || pc_id || started_at
+	|| coalesce(finished_at, '') || recorded_at || coalesce(job_id, '') || coalesce(version, '')
+	|| coalesce(parent_result_id, '')
 	FROM execution_results WHERE result_id IN (SELECT value FROM json_each(?))`
 
 // loadRows reads the existing rows of ids in one query. stdout and stderr are not read.
@@ -186,26 +197,62 @@ func loadRows(ctx context.Context, tx *txn, ids []string) (map[string]*project.E
 			return err
 		}
 		defer rows.Close()
-		v := make([]driver.Value, 13)
+		v := make([]driver.Value, 1)
+		var slab []project.Entry // the entries, a few allocations for all
 		for {
 			if err := rows.Next(v); err == io.EOF {
 				return nil
 			} else if err != nil {
 				return err
 			}
-			r := project.Row{ResultID: text(v[0]), RequestID: text(v[1]), ExecID: text(v[2]), PCID: text(v[3]),
-				StartedAt: text(v[5]), FinishedAt: text(v[6]), RecordedAt: text(v[7]), JobID: text(v[8]),
-				Version: text(v[9]), Reaped: integer(v[10]) != 0, ParentResultID: text(v[11]),
-				Skipped: integer(v[12]) != 0}
-			r.ExitCode = int32(integer(v[4]))
-			r.Finished = r.FinishedAt != ""
-			entries[r.ResultID] = &project.Entry{Cur: r, Existed: true}
+			r, err := unpackRow(text(v[0]))
+			if err != nil {
+				return err
+			}
+			if len(slab) == cap(slab) {
+				slab = make([]project.Entry, 0, min(len(ids)-len(entries), 1024))
+			}
+			slab = append(slab, project.Entry{Cur: r, Existed: true})
+			entries[r.ResultID] = &slab[len(slab)-1]
 		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load rows: %w", err)
 	}
 	return entries, nil
+}
+
+// unpackRow reads a row as selectRows packs it. Its strings share p's memory.
+func unpackRow(p string) (project.Row, error) {
+	var n [13]int
+	rest := p
+	for i := range n {
+		sp := strings.IndexByte(rest, ' ')
+		if sp < 0 {
+			return project.Row{}, fmt.Errorf("unpack row %.60q: too few numbers", p)
+		}
+		v, err := strconv.Atoi(rest[:sp])
+		if err != nil {
+			return project.Row{}, fmt.Errorf("unpack row %.60q: %w", p, err)
+		}
+		n[i], rest = v, rest[sp+1:]
+	}
+	var texts [10]string
+	for i := range texts {
+		l := n[3+i]
+		if l < 0 || l > len(rest) {
+			return project.Row{}, fmt.Errorf("unpack row %.60q: text %d of %d bytes, %d left", p, i, l, len(rest))
+		}
+		texts[i], rest = rest[:l], rest[l:]
+	}
+	if rest != "" {
+		return project.Row{}, fmt.Errorf("unpack row %.60q: %d bytes left over", p, len(rest))
+	}
+	r := project.Row{ExitCode: int32(n[0]), Reaped: n[1] != 0, Skipped: n[2] != 0,
+		ResultID: texts[0], RequestID: texts[1], ExecID: texts[2], PCID: texts[3], StartedAt: texts[4],
+		FinishedAt: texts[5], RecordedAt: texts[6], JobID: texts[7], Version: texts[8], ParentResultID: texts[9]}
+	r.Finished = r.FinishedAt != ""
+	return r, nil
 }
 
 // text is a column value read as text: NULL is "", as the projection rules see it.
@@ -223,22 +270,12 @@ func text(v driver.Value) string {
 	return ""
 }
 
-// integer is a column value read as an integer: NULL, and text, are 0.
-func integer(v driver.Value) int64 {
-	switch v := v.(type) {
-	case int64:
-		return v
-	case float64:
-		return int64(v)
-	case bool:
-		if v {
-			return 1
-		}
-	}
-	return 0
-}
-
 const (
+	// insertStarted is insertRow for a row in flight (a started event's), with the columns it
+	// leaves at their defaults out: half the values to bind.
+	insertStarted = `INSERT INTO execution_results (result_id, request_id, exec_id, pc_id,
+		started_at, recorded_at, job_id, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (result_id) DO NOTHING`
 	insertRow = `INSERT INTO execution_results (result_id, request_id, exec_id, pc_id, exit_code,
 		stdout, stderr, started_at, finished_at, recorded_at, job_id, version, reaped,
 		parent_result_id, skipped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -265,7 +302,7 @@ func writeRows(ctx context.Context, tx *txn, entries map[string]*project.Entry, 
 	if len(dirty) == 0 {
 		return nil, nil
 	}
-	sort.Slice(dirty, func(i, j int) bool { return dirty[i].Cur.ResultID < dirty[j].Cur.ResultID })
+	slices.SortFunc(dirty, func(a, b *project.Entry) int { return strings.Compare(a.Cur.ResultID, b.Cur.ResultID) })
 
 	err = tx.raw(func(c *sqlite3.SQLiteConn) error {
 		var st rowStatements
@@ -273,10 +310,19 @@ func writeRows(ctx context.Context, tx *txn, entries map[string]*project.Entry, 
 		for _, e := range dirty {
 			r := &e.Cur
 			if !e.Existed {
-				n, err := st.exec(ctx, c, &st.ins, insertRow,
-					r.ResultID, r.RequestID, nullable(r.ExecID), r.PCID, exitCode(r), r.Stdout, r.Stderr,
-					r.StartedAt, nullable(r.FinishedAt), r.RecordedAt, nullable(r.JobID), nullable(r.Version),
-					r.Reaped, nullable(r.ParentResultID), r.Skipped)
+				var (
+					n   int64
+					err error
+				)
+				if inFlightDefaults(r) {
+					n, err = st.exec(ctx, c, &st.fly, insertStarted, r.ResultID, r.RequestID, nullable(r.ExecID),
+						r.PCID, r.StartedAt, r.RecordedAt, nullable(r.JobID), nullable(r.Version))
+				} else {
+					n, err = st.exec(ctx, c, &st.ins, insertRow,
+						r.ResultID, r.RequestID, nullable(r.ExecID), r.PCID, exitCode(r), r.Stdout, r.Stderr,
+						r.StartedAt, nullable(r.FinishedAt), r.RecordedAt, nullable(r.JobID), nullable(r.Version),
+						r.Reaped, nullable(r.ParentResultID), r.Skipped)
+				}
 				if err != nil {
 					return fmt.Errorf("insert %s: %w", r.ResultID, err)
 				}
@@ -379,6 +425,13 @@ func writeDeadLetters(ctx context.Context, tx *txn, recs []codec.Record, dead []
 		}
 	}
 	return nil
+}
+
+// inFlightDefaults reports whether r is a row in flight whose other columns hold their defaults, as
+// insertStarted leaves them: no outcome, no output, not reaped, no parent, not skipped.
+func inFlightDefaults(r *project.Row) bool {
+	return !r.Finished && r.FinishedAt == "" && r.Stdout == "" && r.Stderr == "" && !r.Reaped &&
+		r.ParentResultID == "" && !r.Skipped
 }
 
 // nullable maps "" to SQL NULL.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -40,6 +41,7 @@ func benchmarkWriteStarted(b *testing.B, batch int) {
 	b.ReportAllocs()
 	rows := 0
 	var cpu time.Duration
+	var cgo int64 // calls into C: SQLite's API, one crossing each
 	for b.Loop() {
 		b.StopTimer()
 		for i := range recs {
@@ -50,9 +52,10 @@ func benchmarkWriteStarted(b *testing.B, batch int) {
 		}
 		b.StartTimer()
 
-		c0 := cpuTime()
+		c0, g0 := cpuTime(), runtime.NumCgoCall()
 		rep, err := s.Write(context.Background(), recs)
 		cpu += cpuTime() - c0
+		cgo += runtime.NumCgoCall() - g0
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -63,6 +66,7 @@ func benchmarkWriteStarted(b *testing.B, batch int) {
 	}
 	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(rows), "cpu-µs/row")
+	b.ReportMetric(float64(cgo)/float64(rows), "cgo-calls/row")
 }
 
 // cpuTime is the CPU time (user and system) the process has used so far, all its threads:
@@ -105,12 +109,14 @@ func BenchmarkWriteResults(b *testing.B) {
 	if _, err := s.Migrate(context.Background()); err != nil {
 		b.Fatal(err)
 	}
+	b.ReportAllocs()
 	rng := rand.New(rand.NewPCG(3, 4))
 	starts := make([]codec.Record, batch)
 	results := make([]codec.Record, batch)
 	var seq uint64
 	rows := 0
 	var cpu time.Duration
+	var cgo int64 // calls into C: SQLite's API, one crossing each
 	for b.Loop() {
 		b.StopTimer()
 		for i := range starts {
@@ -127,9 +133,10 @@ func BenchmarkWriteResults(b *testing.B) {
 		}
 		b.StartTimer()
 
-		c0 := cpuTime()
+		c0, g0 := cpuTime(), runtime.NumCgoCall()
 		rep, err := s.Write(context.Background(), results)
 		cpu += cpuTime() - c0
+		cgo += runtime.NumCgoCall() - g0
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -140,4 +147,5 @@ func BenchmarkWriteResults(b *testing.B) {
 	}
 	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(rows), "cpu-µs/row")
+	b.ReportMetric(float64(cgo)/float64(rows), "cgo-calls/row")
 }
