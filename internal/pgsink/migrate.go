@@ -3,15 +3,12 @@ package pgsink
 import (
 	"context"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"fanin/internal/store"
+	"fanin/migrations"
 	"fanin/migrations/postgres"
 )
 
@@ -25,7 +22,7 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 		return nil, ErrClosed
 	}
 	defer s.leave()
-	ms, err := loadMigrations(postgres.FS)
+	ms, err := migrations.Load(postgres.FS)
 	if err != nil {
 		return nil, err
 	}
@@ -36,49 +33,21 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 			return applied, err
 		}
 		if ok {
-			applied = append(applied, m.version)
+			applied = append(applied, m.Version)
 		}
 	}
 	return applied, s.checkSchema(ctx)
 }
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("list migrations: %w", err)
-	}
-	var ms []migration
-	for _, name := range names {
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must start with a positive version and '_'", name)
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, fmt.Errorf("read migration %s: %w", name, err)
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
-}
-
 // applyMigration runs m unless it is recorded already, under the migration lock.
-func (s *Store) applyMigration(ctx context.Context, m migration) (bool, error) {
+func (s *Store) applyMigration(ctx context.Context, m migrations.Migration) (bool, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return false, fmt.Errorf("migration %s: begin: %w", m.name, redacted(err, s.cfg.URL))
+		return false, fmt.Errorf("migration %s: begin: %w", m.Name, redacted(err, s.cfg.URL))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("migrate")); err != nil {
-		return false, fmt.Errorf("migration %s: lock: %w", m.name, err)
+		return false, fmt.Errorf("migration %s: lock: %w", m.Name, err)
 	}
 	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    integer PRIMARY KEY,
@@ -87,21 +56,21 @@ func (s *Store) applyMigration(ctx context.Context, m migration) (bool, error) {
 		return false, fmt.Errorf("create schema_migrations: %w", err)
 	}
 	var n int
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, m.version).Scan(&n); err != nil {
-		return false, fmt.Errorf("migration %s: %w", m.name, err)
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, m.Version).Scan(&n); err != nil {
+		return false, fmt.Errorf("migration %s: %w", m.Name, err)
 	}
 	if n > 0 {
 		return false, nil
 	}
-	if _, err := tx.Exec(ctx, m.sql); err != nil {
-		return false, fmt.Errorf("migration %s: %w", m.name, err)
+	if _, err := tx.Exec(ctx, m.SQL); err != nil {
+		return false, fmt.Errorf("migration %s: %w", m.Name, err)
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-		m.version, m.name, time.Now().UTC().Format(time.RFC3339)); err != nil {
-		return false, fmt.Errorf("migration %s: record: %w", m.name, err)
+		m.Version, m.Name, time.Now().UTC().Format(time.RFC3339)); err != nil {
+		return false, fmt.Errorf("migration %s: record: %w", m.Name, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return false, fmt.Errorf("migration %s: commit: %w", m.name, err)
+		return false, fmt.Errorf("migration %s: commit: %w", m.Name, err)
 	}
 	return true, nil
 }

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"fanin/migrations"
@@ -27,41 +24,8 @@ func (s *Sink) Migrate(ctx context.Context) ([]int, error) {
 	return applied, s.CheckSchema(ctx)
 }
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("list migrations: %w", err)
-	}
-	var ms []migration
-	seen := map[int]string{}
-	for _, name := range names {
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must start with a positive version and '_'", name)
-		}
-		if prev, dup := seen[v]; dup {
-			return nil, fmt.Errorf("migration %s: version %d already used by %s", name, v, prev)
-		}
-		seen[v] = name
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, fmt.Errorf("read migration %s: %w", name, err)
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
-}
-
 func migrate(ctx context.Context, s *Sink, fsys fs.FS) ([]int, error) {
-	ms, err := loadMigrations(fsys)
+	ms, err := migrations.Load(fsys)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +47,7 @@ func migrate(ctx context.Context, s *Sink, fsys fs.FS) ([]int, error) {
 			return applied, err
 		}
 		if ok {
-			applied = append(applied, m.version)
+			applied = append(applied, m.Version)
 		}
 	}
 	return applied, nil
@@ -91,28 +55,28 @@ func migrate(ctx context.Context, s *Sink, fsys fs.FS) ([]int, error) {
 
 // applyMigration runs m unless it is recorded already. The check and the change share one
 // BEGIN IMMEDIATE transaction, so two processes migrating at once apply it once.
-func applyMigration(ctx context.Context, s *Sink, m migration) (bool, error) {
+func applyMigration(ctx context.Context, s *Sink, m migrations.Migration) (bool, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("migration %s: begin: %w", m.name, err)
+		return false, fmt.Errorf("migration %s: begin: %w", m.Name, err)
 	}
 	defer tx.Rollback()
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
-		return false, fmt.Errorf("migration %s: %w", m.name, err)
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.Version).Scan(&n); err != nil {
+		return false, fmt.Errorf("migration %s: %w", m.Name, err)
 	}
 	if n > 0 {
 		return false, nil
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return false, fmt.Errorf("migration %s: %w", m.name, err)
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return false, fmt.Errorf("migration %s: %w", m.Name, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-		m.version, m.name, time.Now().UTC().Format(time.RFC3339)); err != nil {
-		return false, fmt.Errorf("migration %s: record: %w", m.name, err)
+		m.Version, m.Name, time.Now().UTC().Format(time.RFC3339)); err != nil {
+		return false, fmt.Errorf("migration %s: record: %w", m.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("migration %s: commit: %w", m.name, err)
+		return false, fmt.Errorf("migration %s: commit: %w", m.Name, err)
 	}
 	return true, nil
 }

@@ -17,13 +17,13 @@ import (
 // allVersions returns the version of every migration fanin embeds, in order.
 func allVersions(t *testing.T) []int {
 	t.Helper()
-	ms, err := loadMigrations(migrations.FS)
+	ms, err := migrations.Load(migrations.FS)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var vs []int
 	for _, m := range ms {
-		vs = append(vs, m.version)
+		vs = append(vs, m.Version)
 	}
 	return vs
 }
@@ -149,28 +149,6 @@ func TestConcurrentMigrationsOfOneFileApplyOnce(t *testing.T) {
 	}
 }
 
-func TestLoadMigrationsRejectsBadNames(t *testing.T) {
-	tests := []struct {
-		name string
-		fsys fstest.MapFS
-	}{
-		{"no version", fstest.MapFS{"init.sql": {Data: []byte("SELECT 1;")}}},
-		{"version zero", fstest.MapFS{"0000_init.sql": {Data: []byte("SELECT 1;")}}},
-		{"not a number", fstest.MapFS{"v1_init.sql": {Data: []byte("SELECT 1;")}}},
-		{"version used twice", fstest.MapFS{
-			"0001_a.sql": {Data: []byte("SELECT 1;")},
-			"001_b.sql":  {Data: []byte("SELECT 1;")},
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if ms, err := loadMigrations(tt.fsys); err == nil {
-				t.Fatalf("loadMigrations accepted %v", ms)
-			}
-		})
-	}
-}
-
 func TestMigrateAppliesInVersionOrderAndStopsAtAFailure(t *testing.T) {
 	s := openUnmigrated(t, testConfig(t))
 	fsys := fstest.MapFS{
@@ -204,14 +182,14 @@ func TestMigrateAppliesInVersionOrderAndStopsAtAFailure(t *testing.T) {
 // fanin left it.
 func migrationsBefore(t *testing.T, version int) fstest.MapFS {
 	t.Helper()
-	ms, err := loadMigrations(migrations.FS)
+	ms, err := migrations.Load(migrations.FS)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fsys := fstest.MapFS{}
 	for _, m := range ms {
-		if m.version < version {
-			fsys[m.name] = &fstest.MapFile{Data: []byte(m.sql)}
+		if m.Version < version {
+			fsys[m.Name] = &fstest.MapFile{Data: []byte(m.SQL)}
 		}
 	}
 	return fsys

@@ -81,7 +81,7 @@ func requiredColumns() (map[string][]string, error) {
 // checked table, its columns that some statement names (a statement naming several tables
 // requires their columns of those names from each).
 func usedColumns(fsys fs.FS, statements []string) (map[string][]string, error) {
-	ms, err := loadMigrations(fsys)
+	ms, err := migrations.Load(fsys)
 	if err != nil {
 		return nil, err
 	}
@@ -90,8 +90,8 @@ func usedColumns(fsys fs.FS, statements []string) (map[string][]string, error) {
 	db.SetMaxOpenConns(1) // one connection, one in-memory database
 	ctx := context.Background()
 	for _, m := range ms {
-		if _, err := db.ExecContext(ctx, m.sql); err != nil {
-			return nil, fmt.Errorf("schema check: migration %s: %w", m.name, err)
+		if _, err := db.ExecContext(ctx, m.SQL); err != nil {
+			return nil, fmt.Errorf("schema check: migration %s: %w", m.Name, err)
 		}
 	}
 	schema := map[string]map[string]bool{}
