@@ -180,11 +180,14 @@ func (s *Server) Stop() {
 }
 
 // NewDB creates a fresh, empty database for t, dropped when t ends, and returns its connection
-// string. It skips t when there is no PostgreSQL at all, and fails it when the server cannot
-// be used.
+// string. It skips t when there is no PostgreSQL at all (fails it under FANIN_REQUIRE_TOOLS,
+// as CI runs), and fails it when the server cannot be used.
 func (s *Server) NewDB(t testing.TB) string {
 	t.Helper()
 	if errors.Is(s.err, ErrNoPostgres) {
+		if os.Getenv("FANIN_REQUIRE_TOOLS") != "" {
+			t.Fatal("pgtest: PostgreSQL is required (FANIN_REQUIRE_TOOLS is set, as CI sets it): " + s.err.Error())
+		}
 		t.Skip("pgtest: skipped, " + s.err.Error())
 	}
 	if s.err != nil {
