@@ -4,6 +4,7 @@ package natstest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -84,7 +85,10 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// ConsumerDrained reports whether the durable has nothing pending and nothing unacked.
+// ConsumerDrained reports whether the durable has nothing pending and nothing unacked, and has
+// acked the stream's last message its filter takes. The counts alone are not enough: the server
+// updates a consumer's NumPending after it acknowledges a publish, so right after one they may
+// both read 0 while the message has not been delivered yet.
 func ConsumerDrained(t testing.TB, js jetstream.JetStream, stream, durable string) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -97,5 +101,28 @@ func ConsumerDrained(t testing.TB, js jetstream.JetStream, stream, durable strin
 	if err != nil {
 		return false
 	}
-	return info.NumPending == 0 && info.NumAckPending == 0
+	if info.NumPending != 0 || info.NumAckPending != 0 {
+		return false
+	}
+	filters := info.Config.FilterSubjects
+	if info.Config.FilterSubject != "" {
+		filters = append(filters, info.Config.FilterSubject)
+	}
+	if len(filters) == 0 {
+		filters = []string{">"}
+	}
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return false
+	}
+	for _, f := range filters {
+		m, err := s.GetLastMsgForSubject(ctx, f)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil || m.Sequence > info.AckFloor.Stream {
+			return false
+		}
+	}
+	return true
 }
