@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	stopPostgres()
+	pg.Stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -3,7 +3,6 @@ package faults
 import (
 	"context"
 	"math/rand/v2"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,28 +18,14 @@ import (
 	"fanin/internal/store"
 )
 
-// The PostgreSQL server of the fault tests, started by the first test that needs one and
+// pg is the PostgreSQL server of the fault tests, started by the first test that needs one and
 // stopped by TestMain.
-var pg struct {
-	once sync.Once
-	srv  *pgtest.Server
-}
-
-func pgServer() *pgtest.Server {
-	pg.once.Do(func() { pg.srv = pgtest.Start(context.Background()) })
-	return pg.srv
-}
-
-func stopPostgres() {
-	if pg.srv != nil {
-		pg.srv.Stop()
-	}
-}
+var pg pgtest.Lazy
 
 // newPGDB returns a fresh PostgreSQL database, migrated, with b's executions row.
 func newPGDB(t *testing.T, b fleet.Broadcast) string {
 	t.Helper()
-	url := pgServer().NewDB(t)
+	url := pg.Server().NewDB(t)
 	ctx := context.Background()
 	s, err := pgsink.Open(ctx, pgsink.Config{URL: url, MaxConns: 1})
 	if err != nil {

@@ -19,22 +19,12 @@ import (
 	"fanin/internal/store"
 )
 
-// The PostgreSQL server of this package's tests, started by the first test that needs one.
-var pg struct {
-	once sync.Once
-	srv  *pgtest.Server
-}
-
-func pgServer() *pgtest.Server {
-	pg.once.Do(func() { pg.srv = pgtest.Start(context.Background()) })
-	return pg.srv
-}
+// pg is the PostgreSQL server of this package's tests, started by the first test that needs one.
+var pg pgtest.Lazy
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pg.srv != nil {
-		pg.srv.Stop()
-	}
+	pg.Stop()
 	exitWith(code)
 }
 
@@ -45,7 +35,7 @@ const testPassword = "s3cr3t-Pw"
 // pgURL returns a fresh database as a postgres:// URL carrying testPassword.
 func pgURL(t *testing.T) string {
 	t.Helper()
-	cs := pgServer().NewDB(t)
+	cs := pg.Server().NewDB(t)
 	cc, err := pgx.ParseConfig(cs)
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +197,7 @@ func TestCommandsWorkOnPostgresAndNeverShowThePassword(t *testing.T) {
 // being ingested: the writes that meet it fail transiently and are naked, the pool reconnects
 // by itself, and the tables end exact — no fanin restart.
 func TestPostgresRestartMidIngestLosesNothing(t *testing.T) {
-	if !pgServer().Throwaway() {
+	if !pg.Server().Throwaway() {
 		t.Skip("needs a throwaway cluster to restart")
 	}
 	srv := natstest.Run(t)
@@ -224,9 +214,9 @@ func TestPostgresRestartMidIngestLosesNothing(t *testing.T) {
 	})
 	msgs := shuffled(b.Messages(), 6)
 	publishAll(t, js, msgs[:len(msgs)/2])
-	pgServer().Restart(t)
+	pg.Server().Restart(t)
 	publishAll(t, js, msgs[len(msgs)/2:])
-	pgServer().Restart(t)
+	pg.Server().Restart(t)
 	fleettest.WaitDrained(t, js, 2*time.Minute)
 	naked := r.loops[0].Stats.Naked.Load() + r.loops[1].Stats.Naked.Load()
 	if code := r.stop(); code != 0 {

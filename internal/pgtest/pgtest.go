@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -234,4 +235,24 @@ func withDB(cs, name string) string {
 		return u + "/" + name + q
 	}
 	return cs + " dbname=" + name // a later key wins in libpq's key=value form
+}
+
+// Lazy is a package's test server, started by the first test that asks for it, so a test
+// binary that runs no PostgreSQL test starts none. TestMain calls Stop after m.Run.
+type Lazy struct {
+	once sync.Once
+	srv  *Server
+}
+
+// Server returns the server, starting it on first use.
+func (l *Lazy) Server() *Server {
+	l.once.Do(func() { l.srv = Start(context.Background()) })
+	return l.srv
+}
+
+// Stop stops the server if it was started.
+func (l *Lazy) Stop() {
+	if l.srv != nil {
+		l.srv.Stop()
+	}
 }
