@@ -66,3 +66,26 @@ func TestDisplayNameShowsNoPassword(t *testing.T) {
 		}
 	}
 }
+
+func TestIsConnStringTellsPostgreSQLFromAFile(t *testing.T) {
+	for s, want := range map[string]bool{
+		"postgres://fanin@db1/fanin":       true,
+		"postgresql:///fanin?host=/run/pg": true,
+		"host=db1 dbname=fanin":            true,
+		"  dbname = fanin host=db1":        true,
+		"sslmode=verify-full host=db1":     true,
+		"service=fanin":                    true,
+		"fanin.db":                         false,
+		"/var/lib/fanin/fanin.db":          false,
+		"./data/a host=b.db":               false,
+		"/srv/fanin dbname=x/fanin.db":     false,
+		"backup=2026-12-07.db":             false, // a file name with '=': not a libpq keyword
+		"file:fanin.db?mode=rwc":           false,
+		"postgres.db":                      false,
+		"postgres:fanin.db":                false,
+	} {
+		if got := IsConnString(s); got != want {
+			t.Errorf("IsConnString(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -57,23 +57,29 @@ func (c Config) Validate() error {
 }
 
 // IsConnString reports whether s names a PostgreSQL database rather than a SQLite file: a
-// postgres:// or postgresql:// URL, or libpq's key=value form (a word, '=', …: "host=db1
-// dbname=fanin").
+// postgres:// or postgresql:// URL, or libpq's key=value form, which starts with one of
+// libpq's keywords and '=' ("host=db1 dbname=fanin"). A path ("/data/a host=b.db",
+// "./fanin.db") is a SQLite file.
 func IsConnString(s string) bool {
 	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
 		return true // even when it does not parse: an error about it, not a file of that name
 	}
-	for _, k := range []string{"host=", "hostaddr=", "dbname=", "user=", "port=", "service=", "sslmode=", "password=", "passfile="} {
-		if len(s) >= len(k) && s[:len(k)] == k {
-			return true
-		}
-		for i := 0; i+len(k) < len(s); i++ {
-			if (s[i] == ' ' || s[i] == '\t') && s[i+1:i+1+len(k)] == k {
-				return true
-			}
-		}
-	}
-	return false
+	key, _, ok := strings.Cut(strings.TrimLeft(s, " \t"), "=")
+	return ok && libpqKeywords[strings.TrimRight(key, " \t")]
+}
+
+// libpqKeywords are the connection parameters libpq's key=value form takes.
+var libpqKeywords = map[string]bool{
+	"host": true, "hostaddr": true, "port": true, "dbname": true, "user": true, "password": true,
+	"passfile": true, "channel_binding": true, "connect_timeout": true, "client_encoding": true,
+	"options": true, "application_name": true, "fallback_application_name": true, "keepalives": true,
+	"keepalives_idle": true, "keepalives_interval": true, "keepalives_count": true,
+	"tcp_user_timeout": true, "replication": true, "gssencmode": true, "sslmode": true,
+	"requiressl": true, "sslcompression": true, "sslcert": true, "sslkey": true, "sslpassword": true,
+	"sslcertmode": true, "sslrootcert": true, "sslcrl": true, "sslcrldir": true, "sslsni": true,
+	"requirepeer": true, "ssl_min_protocol_version": true, "ssl_max_protocol_version": true,
+	"krbsrvname": true, "gsslib": true, "gssdelegation": true, "service": true,
+	"target_session_attrs": true, "load_balance_hosts": true,
 }
 
 // Store is fanin's PostgreSQL database. Its methods may be called concurrently.
