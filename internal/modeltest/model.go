@@ -34,8 +34,9 @@ type Writer interface {
 	Write(ctx context.Context, recs []codec.Record) (store.Report, error)
 }
 
-// resultRow is one execution_results row, NULLs kept distinguishable.
-type resultRow struct {
+// ResultRow is one execution_results row, NULLs kept distinguishable, as a store's tests read
+// it back.
+type ResultRow struct {
 	RequestID      string
 	ExecID         sql.NullString
 	PCID           string
@@ -52,7 +53,9 @@ type resultRow struct {
 	Skipped        int
 }
 
-func reasons(rep store.Report, n int) []string {
+// Reasons returns, per record of a batch of n, why the report says it is a dead letter ("":
+// projected).
+func Reasons(rep store.Report, n int) []string {
 	why := make([]string, n)
 	for _, d := range rep.DeadLetters {
 		why[d.Index] = d.Err.Error()
@@ -107,7 +110,7 @@ type mDead struct {
 }
 
 type model struct {
-	rows  map[string]resultRow
+	rows  map[string]ResultRow
 	execs map[string]*mExec
 	dead  map[mDeadKey]mDead
 }
@@ -165,7 +168,7 @@ func (m *model) started(s mStarted, recordedAt string) {
 	r, ok := m.rows[s.ResultID]
 	filledFinished := false
 	if !ok {
-		r = resultRow{
+		r = ResultRow{
 			RequestID: s.RequestID, ExecID: nullStr(s.ExecID), PCID: s.PCID,
 			StartedAt: s.StartedAt, RecordedAt: recordedAt,
 			JobID: nullStr(s.ManifestID), Version: nullStr(s.Version),
@@ -194,7 +197,7 @@ func (m *model) result(x mResult, recordedAt string) {
 	}
 	switch {
 	case !ok:
-		r = resultRow{
+		r = ResultRow{
 			RequestID: x.RequestID, ExecID: nullStr(x.ExecID), PCID: x.PCID,
 			ExitCode: sql.NullInt64{Int64: int64(x.ExitCode), Valid: true},
 			Stdout:   x.Stdout, Stderr: x.Stderr, StartedAt: x.StartedAt,
@@ -527,7 +530,7 @@ func RunScenario(t interface {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	m := &model{rows: map[string]resultRow{}, execs: map[string]*mExec{}, dead: map[mDeadKey]mDead{}}
+	m := &model{rows: map[string]ResultRow{}, execs: map[string]*mExec{}, dead: map[mDeadKey]mDead{}}
 	if sc.exec != nil {
 		e := *sc.exec
 		m.execs[modelExecID] = &e
@@ -564,7 +567,7 @@ func RunScenario(t interface {
 			}
 			for range writes {
 				rep, err := s.Write(ctx, recs)
-				why := reasons(rep, len(recs))
+				why := Reasons(rep, len(recs))
 				if err != nil {
 					t.Fatalf("step %d: Write: %v", i, err)
 				}
@@ -631,10 +634,10 @@ func compareModel(db *sql.DB, m *model) string {
 	if err != nil {
 		return err.Error()
 	}
-	got := map[string]resultRow{}
+	got := map[string]ResultRow{}
 	for rows.Next() {
 		var id string
-		var r resultRow
+		var r ResultRow
 		if err := rows.Scan(&id, &r.RequestID, &r.ExecID, &r.PCID, &r.ExitCode, &r.Stdout, &r.Stderr,
 			&r.StartedAt, &r.FinishedAt, &r.RecordedAt, &r.JobID, &r.Version, &r.Reaped, &r.ExpiresAt,
 			&r.ParentResultID, &r.Skipped); err != nil {

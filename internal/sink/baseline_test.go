@@ -5,18 +5,20 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"fanin/internal/modeltest"
 )
 
 func TestInsertInFlight(t *testing.T) {
 	published := t0.Add(1500 * time.Microsecond)
-	inFlight := resultRow{RequestID: testRequest, ExecID: valid(testExec), PCID: "pc1",
+	inFlight := modeltest.ResultRow{RequestID: testRequest, ExecID: valid(testExec), PCID: "pc1",
 		StartedAt: "2026-05-20T12:00:00.000000Z", RecordedAt: "2026-05-20T12:00:00.001500Z",
 		JobID: valid(testManifest), Version: valid(testVersion)}
 	tests := []struct {
 		name    string
-		written []resultMsg // written with Write first
-		inserts int         // InsertInFlight calls of r1's started event
-		want    resultRow   // r1's row afterwards
+		written []resultMsg         // written with Write first
+		inserts int                 // InsertInFlight calls of r1's started event
+		want    modeltest.ResultRow // r1's row afterwards
 	}{
 		{name: "a new run", inserts: 1, want: inFlight},
 		{name: "twice: one row", inserts: 2, want: inFlight},
@@ -24,7 +26,7 @@ func TestInsertInFlight(t *testing.T) {
 			name:    "a finished row is left alone",
 			written: []resultMsg{result("r1", "pc1", 0)},
 			inserts: 1,
-			want: resultRow{RequestID: testRequest, ExecID: valid(testExec), PCID: "pc1", ExitCode: validInt(0),
+			want: modeltest.ResultRow{RequestID: testRequest, ExecID: valid(testExec), PCID: "pc1", ExitCode: validInt(0),
 				Stdout: "hostname=pc1", StartedAt: "2026-05-20T12:00:00.000000Z",
 				FinishedAt: valid("2026-05-20T12:00:02.000000Z"), RecordedAt: "2026-05-20T12:00:00.000000Z",
 				JobID: valid(testManifest)},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"fanin/internal/codec"
+	"fanin/internal/modeltest"
 )
 
 // fuzzSeedPayloads are inputs for FuzzDecodeAndWrite: real-looking payloads of both kinds,
@@ -94,7 +95,7 @@ func FuzzDecodeAndWrite(f *testing.F) {
 		}
 		rec.Decode()
 		rep, err := s.Write(context.Background(), []codec.Record{rec})
-		why := reasons(rep, 1)
+		why := modeltest.Reasons(rep, 1)
 		if err != nil {
 			t.Fatalf("Write(%q as %s): %v", clip(payload), rec.Kind, err)
 		}

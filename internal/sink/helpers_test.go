@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"fanin/internal/codec"
+	"fanin/internal/modeltest"
 	"fanin/internal/store"
 )
 
@@ -165,14 +166,6 @@ func mustWrite(t *testing.T, s *Sink, recs ...codec.Record) store.Report {
 
 // reasons returns, for each of the n records of a batch, the reason rep gives for its dead
 // letter, or "" for a record that was projected.
-func reasons(rep store.Report, n int) []string {
-	why := make([]string, n)
-	for _, d := range rep.DeadLetters {
-		why[d.Index] = d.Err.Error()
-	}
-	return why
-}
-
 // mustExec runs a statement on the sink's database.
 func mustExec(t *testing.T, db *sql.DB, query string, args ...any) {
 	t.Helper()
@@ -181,28 +174,10 @@ func mustExec(t *testing.T, db *sql.DB, query string, args ...any) {
 	}
 }
 
-// resultRow is one execution_results row, NULLs kept distinguishable.
-type resultRow struct {
-	RequestID      string
-	ExecID         sql.NullString
-	PCID           string
-	ExitCode       sql.NullInt64
-	Stdout, Stderr string
-	StartedAt      string
-	FinishedAt     sql.NullString
-	RecordedAt     string
-	JobID          sql.NullString
-	Version        sql.NullString
-	Reaped         int
-	ExpiresAt      sql.NullString
-	ParentResultID sql.NullString
-	Skipped        int
-}
-
 // readRow returns the execution_results row of resultID; the test fails when there is none.
-func readRow(t *testing.T, s *Sink, resultID string) resultRow {
+func readRow(t *testing.T, s *Sink, resultID string) modeltest.ResultRow {
 	t.Helper()
-	var r resultRow
+	var r modeltest.ResultRow
 	err := s.db.QueryRow(`SELECT request_id, exec_id, pc_id, exit_code, stdout, stderr,
 		started_at, finished_at, recorded_at, job_id, version, reaped, expires_at,
 		parent_result_id, skipped FROM execution_results WHERE result_id = ?`, resultID).Scan(

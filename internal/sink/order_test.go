@@ -16,6 +16,7 @@ import (
 
 	"fanin/internal/codec"
 	"fanin/internal/fleet"
+	"fanin/internal/modeltest"
 )
 
 // The property of domain.md: any order, any number of duplicates, any batch boundaries and
@@ -173,7 +174,7 @@ func writeBatches(t *testing.T, batches [][]codec.Record) *Sink {
 	insertExecution(t, s, testExec, fleetPCs, "pending")
 	for _, b := range batches {
 		rep, err := s.Write(context.Background(), b)
-		why := reasons(rep, len(b))
+		why := modeltest.Reasons(rep, len(b))
 		if err != nil {
 			t.Fatalf("Write: %v", err)
 		}

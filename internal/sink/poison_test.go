@@ -11,6 +11,7 @@ import (
 
 	"fanin/internal/codec"
 	"fanin/internal/fault"
+	"fanin/internal/modeltest"
 	"fanin/internal/store"
 )
 
@@ -53,7 +54,7 @@ func TestPoisonRecordsAreDeadLetteredWithTheGoodOnes(t *testing.T) {
 	poison := map[int]bool{1: true, 2: true, 4: true, 5: true, 6: true}
 
 	rep, err := s.Write(context.Background(), recs)
-	why := reasons(rep, len(recs))
+	why := modeltest.Reasons(rep, len(recs))
 	if err != nil {
 		t.Fatalf("Write: %v", err)
 	}
@@ -188,7 +189,7 @@ func TestRedeliveredPoisonRecordIsRecordedOnce(t *testing.T) {
 	bad := rawRecord(codec.KindResult, 42, "results.req-1", []byte("not json"), t0)
 
 	rep := mustPoison(t, s, bad, bad) // twice in one batch
-	why := reasons(rep, 2)
+	why := modeltest.Reasons(rep, 2)
 	if why[1] == "" {
 		t.Fatal("the second copy was not rejected: it must be terminated too")
 	}
@@ -210,7 +211,7 @@ func TestRedeliveredPoisonRecordIsRecordedOnce(t *testing.T) {
 func mustPoison(t *testing.T, s *Sink, recs ...codec.Record) store.Report {
 	t.Helper()
 	rep, err := s.Write(context.Background(), recs)
-	why := reasons(rep, len(recs))
+	why := modeltest.Reasons(rep, len(recs))
 	if err != nil {
 		t.Fatalf("Write: %v", err)
 	}

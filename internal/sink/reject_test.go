@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"fanin/internal/codec"
+	"fanin/internal/modeltest"
 )
 
 // refuseEvil makes the database itself refuse, permanently, every run of PC "evil".
@@ -54,7 +55,7 @@ func TestRowRejectedByDatabaseDoesNotHoldBatchHostage(t *testing.T) {
 			refused := slices.Sorted(slices.Values(append([]int{poisonAt}, tt.evil...)))
 
 			rep, err := s.Write(context.Background(), recs)
-			why := reasons(rep, len(recs))
+			why := modeltest.Reasons(rep, len(recs))
 			if err != nil {
 				t.Fatalf("Write: %v", err)
 			}

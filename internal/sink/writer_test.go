@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"fanin/internal/codec"
+	"fanin/internal/modeltest"
 )
 
 // The behaviours the original projector's tests pin come first, then fanin's own rules.
@@ -19,7 +20,7 @@ func TestStartedCreatesInFlightRow(t *testing.T) {
 		t.Errorf("Report.Inserted = %d, want 1", rep.Inserted)
 	}
 	got := readRow(t, s, "r1")
-	want := resultRow{
+	want := modeltest.ResultRow{
 		RequestID: testRequest, ExecID: valid(testExec), PCID: "minipc",
 		StartedAt:  "2026-05-20T12:00:00.000000Z",
 		RecordedAt: "2026-05-20T12:00:01.000000Z",
@@ -433,7 +434,7 @@ func TestResultColumnsComeFromThePayload(t *testing.T) {
 	mustWrite(t, s, x.record(t, 1, t0.Add(5*time.Second)))
 
 	got := readRow(t, s, "r1")
-	want := resultRow{
+	want := modeltest.ResultRow{
 		RequestID: testRequest, ExecID: valid(testExec), PCID: "pc1", ExitCode: validInt(125),
 		Stdout: "out\x00put ✓", Stderr: "err",
 		StartedAt:  "2026-05-20T12:00:00.000000Z",
