@@ -369,9 +369,10 @@ func TestLitestreamReplicatesAnIngestAndRestoresIt(t *testing.T) {
 // TestRestoredBackupBehindTheDurablesIsRewound restores a litestream replica that stopped
 // replicating halfway through a broadcast, as after a lost disk: the restored database keeps
 // its identity, so the durables accept it, but they acknowledged the second half after the
-// backup and would never deliver it again. Started once with --rewind-durables, fanin
+// backup and would never deliver it again. Started as usual, fanin finds that the database
+// lacks messages the durables acknowledged (its stream marks are below their ack floors),
 // recreates them from the safe point the restored database holds, and the tables come out
-// exact.
+// exact — no flag to remember.
 func TestRestoredBackupBehindTheDurablesIsRewound(t *testing.T) {
 	litestreamBin(t)
 	srv := natstest.Run(t)
@@ -422,13 +423,13 @@ func TestRestoredBackupBehindTheDurablesIsRewound(t *testing.T) {
 	}
 
 	// The README's order: litestream first, replicating the restored database again, then
-	// fanin, once with --rewind-durables.
+	// fanin, started as always.
 	ls = startLitestream(t, dir, db)
 	natstest.Eventually(t, 30*time.Second, "litestream's first sync", func() bool {
 		return strings.Contains(ls.logs(), "snap=true")
 	})
-	p = start(t, dir, ingestArgs(srv.ClientURL(), db, "--rewind-durables"), nil)
-	p.waitLog("recreated durable (rewound)", 2, 30*time.Second)
+	p = start(t, dir, ingestArgs(srv.ClientURL(), db), nil)
+	p.waitLog("recreated durable (database behind)", 2, 30*time.Second)
 	fleettest.WaitDrained(t, js, time.Minute)
 	p.stop()
 	fleettest.CheckTables(t, db, b, msgs)

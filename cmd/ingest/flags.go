@@ -220,7 +220,7 @@ func ingestFlags(fs *flagSet) *config {
 	fs.envVar("create-streams", "FANIN_CREATE_STREAMS")
 	fs.BoolVar(&c.AdoptDurables, "adopt-durables", false, "take over durables that feed another database (their metadata names it): recreate them and project\nthe whole streams into this --db. Without it fanin refuses to consume from them")
 	fs.envVar("adopt-durables", "FANIN_ADOPT_DURABLES")
-	fs.BoolVar(&c.RewindDurables, "rewind-durables", false, "recreate the durables at start to deliver again from this --db's safe point: once, on a database\nrestored from a backup (litestream restore), which lacks what they acked after the backup.\nNot with --managed-durables")
+	fs.BoolVar(&c.RewindDurables, "rewind-durables", false, "recreate the durables at start to deliver again from this --db's safe point, unconditionally:\nonce, on a restored database fanin cannot find behind by itself (PostgreSQL, or SQLite from\nbefore stream_marks). Not with --managed-durables")
 	fs.envVar("rewind-durables", "FANIN_REWIND_DURABLES")
 	fs.BoolVar(&c.ManagedDurables, "managed-durables", false, "the durables are managed elsewhere (NACK, Terraform, nats consumer add): bind them as they are, never\ncreate, update or recreate them. A missing one is waited for (the log says what to create); one that\nwould lose messages, or that acked messages an empty database lacks, stops ingest (exit 1) saying\nwhat to recreate. Not with --adopt-durables")
 	fs.envVar("managed-durables", "FANIN_MANAGED_DURABLES")

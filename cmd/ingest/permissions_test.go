@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -105,6 +107,8 @@ func ingestEverything(t *testing.T, admin jetstream.JetStream, args []string, en
 	})
 	fleettest.WaitDrained(t, admin, time.Minute)
 	fleettest.CheckTables(t, db, b, msgs)
+	older := filepath.Join(t.TempDir(), "older.db") // a backup, restored below
+	vacuumInto(t, db, older)
 	// A missing object is confirmed with the bucket stream's leader before the note is stored.
 	publishTo(t, admin, resultWithObject("big", "cut at 256 KiB"), resultWithObject("gone", "inline"))
 	fleettest.WaitDrained(t, admin, time.Minute)
@@ -112,11 +116,41 @@ func ingestEverything(t *testing.T, admin jetstream.JetStream, args []string, en
 	if code := <-done; code != 0 {
 		t.Fatalf("ingest exited %d:\n%s", code, logs.String())
 	}
-	if got := column(t, db, "stdout", "big"); got != text {
-		t.Errorf("stdout from the object store: %d bytes, want %d", len(got), len(text))
+	checkOutputs := func() {
+		t.Helper()
+		if got := column(t, db, "stdout", "big"); got != text {
+			t.Errorf("stdout from the object store: %d bytes, want %d", len(got), len(text))
+		}
+		if got := column(t, db, "stderr", "gone"); !strings.Contains(got, `"gone/stdout" not found`) {
+			t.Errorf("stderr of a result whose object is missing: %q, want the note", got)
+		}
 	}
-	if got := column(t, db, "stderr", "gone"); !strings.Contains(got, `"gone/stdout" not found`) {
-		t.Errorf("stderr of a result whose object is missing: %q, want the note", got)
+	checkOutputs()
+
+	// The backup restored: it lacks the two results the durable acked since, which fanin
+	// finds by reading the stream past the database's last message. It rewinds its own durable;
+	// a managed one it refuses, saying how to recreate it.
+	restore(t, older, db)
+	runCtx, stop = context.WithCancel(ctx)
+	go func() {
+		done <- Main(runCtx, append(append([]string(nil), args...), common...), &logs, &logs, env(environ))
+	}()
+	if managed {
+		if code := <-done; code != 1 || !strings.Contains(logs.String(), "it is an older copy") {
+			t.Fatalf("managed durables, a restored backup: exit %d, want 1 saying the database is an older copy", code)
+		}
+		stop()
+		restore(t, older, db) // the rest of the test replays its dead letters
+	} else {
+		natstest.Eventually(t, time.Minute, "the restored database rewound and complete", func() bool {
+			return strings.Contains(logs.String(), "recreated durable (database behind)") && hasRow(t, db, "big") && hasRow(t, db, "gone")
+		})
+		fleettest.WaitDrained(t, admin, time.Minute)
+		stop()
+		if code := <-done; code != 0 {
+			t.Fatalf("ingest exited %d:\n%s", code, logs.String())
+		}
+		checkOutputs()
 	}
 
 	// Every dead letter, of both streams.
@@ -265,4 +299,49 @@ func TestRunsWithANATSContext(t *testing.T) {
 	if code := <-done; code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out.String())
 	}
+}
+
+// vacuumInto writes a copy of the database at path to out, as a backup would.
+func vacuumInto(t *testing.T, path, out string) {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`VACUUM INTO ?`, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restore replaces the database at path (stopped) with a copy of backup.
+func restore(t *testing.T, backup, path string) {
+	t.Helper()
+	b, err := os.ReadFile(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(path + suffix); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hasRow reports whether execution_results holds resultID.
+func hasRow(t *testing.T, path, resultID string) bool {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro&_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM execution_results WHERE result_id = ?`, resultID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
 }

@@ -41,6 +41,20 @@ type Ledger interface {
 	ResetForReplay(ctx context.Context) (bool, error)
 }
 
+// A CommitMarker is a Ledger that also records, in each write transaction, the last stream
+// sequence it committed. Every message is committed before it is acked, so the database that
+// did the work holds every message up to its durable's ack floor; one that lacks a message at or
+// below the floor is an older copy — restored from a backup, or a file put back by hand — and
+// the messages acked after it was copied would never reach it. With a CommitMarker,
+// EnsureConsumer finds that at bind and rewinds the durable to the database's safe point (a
+// managed durable is refused instead, saying how to recreate it).
+type CommitMarker interface {
+	// LastCommitted returns the highest sequence of the stream's incarnation created at
+	// streamCreated that a committed transaction held; known is false when the database has
+	// no record of it (another incarnation, or written before it kept them).
+	LastCommitted(ctx context.Context, stream string, streamCreated time.Time) (seq uint64, known bool, err error)
+}
+
 // BindOptions say how EnsureConsumer may treat an existing durable.
 type BindOptions struct {
 	// Replay recreates a durable that has acknowledged messages before, so the whole stream is
@@ -226,6 +240,14 @@ func (b *binder) bind(ctx context.Context) (jetstream.Consumer, error) {
 			"ack_floor", info.AckFloor.Stream)
 		return b.recreate(ctx, want, false, "rewound")
 	}
+	if last, missing, err := b.behind(ctx, info.AckFloor.Stream); err != nil {
+		return nil, err
+	} else if missing > 0 {
+		b.log.Error("this database lacks messages its durable acknowledged: it is an older copy (restored from a backup?); "+
+			"rewinding the durable to the database's safe point",
+			"ack_floor", info.AckFloor.Stream, "last_committed", last, "first_missing", missing)
+		return b.recreate(ctx, want, false, "database behind")
+	}
 	if ch := unsafeChanges(have, want); len(ch) > 0 {
 		b.log.Error("durable's settings were changed outside fanin: messages they passed over would never be projected; recreating it from the last safe point",
 			ch...)
@@ -267,6 +289,31 @@ func (b *binder) bind(ctx context.Context) (jetstream.Consumer, error) {
 	}
 	b.log.Warn("durable existed with other settings: updated them", changes...)
 	return cons, nil
+}
+
+// behind returns the first message the durable acknowledged that this database lacks (0:
+// none, or the Ledger keeps no CommitMarker record): the first message its filter takes after
+// the last sequence the database committed, when that is at or below the durable's ack floor.
+// The floor alone is not enough: it moves past messages of other subjects.
+func (b *binder) behind(ctx context.Context, floor uint64) (last, missing uint64, err error) {
+	m, ok := b.o.Ledger.(CommitMarker)
+	if !ok {
+		return 0, 0, nil
+	}
+	last, known, err := m.LastCommitted(ctx, b.cfg.Stream, b.created)
+	if err != nil || !known || floor <= last {
+		return last, 0, err
+	}
+	msg, err := b.stream.GetMsg(ctx, last+1, jetstream.WithGetMsgSubject(b.cfg.FilterSubject))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return last, 0, nil
+	case err != nil:
+		return last, 0, fmt.Errorf("stream %s: look for a message after the database's last (%d): %w", b.cfg.Stream, last, err)
+	case msg.Sequence > floor:
+		return last, 0, nil
+	}
+	return last, msg.Sequence, nil
 }
 
 // recreate deletes the durable, if it exists, and creates it with want: from the start of the

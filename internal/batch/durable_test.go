@@ -3,6 +3,8 @@ package batch_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +21,15 @@ type ledger struct {
 
 	mu     sync.Mutex
 	safe   map[string]uint64 // durable → safe point
+	last   map[string]uint64 // stream → the last sequence committed (batch.CommitMarker)
 	resets int
+}
+
+func (l *ledger) LastCommitted(_ context.Context, stream string, _ time.Time) (uint64, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seq, ok := l.last[stream]
+	return seq, ok, nil
 }
 
 func newLedger(id string) *ledger { return &ledger{id: id, safe: map[string]uint64{}} }
@@ -166,6 +176,81 @@ func TestEnsureConsumer(t *testing.T) {
 			}
 			if !b.StreamCreated.Equal(stream.CachedInfo().Created) {
 				t.Fatalf("binding's stream created %v, want %v", b.StreamCreated, stream.CachedInfo().Created)
+			}
+		})
+	}
+}
+
+// A database that lacks messages its durable acknowledged — a backup restored — has the
+// durable rewound to its safe point, without anyone asking; messages of other subjects the
+// ack floor moved past are not mistaken for missing ones.
+func TestEnsureConsumerRewindsForADatabaseBehindItsDurable(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv.ClientURL())
+	stream := natstest.CreateStream(t, js, "EVENTS", "events.>")
+	ctx := context.Background()
+	// Sequences 1–5 and 9–10 are the durable's; 6–8 are another subject's.
+	for i, subj := range []string{"s", "s", "s", "s", "s", "other", "other", "other", "s", "s"} {
+		if subj == "s" {
+			subj = fmt.Sprintf("events.started.e.pc-%d", i)
+		} else {
+			subj = "events.other"
+		}
+		if _, err := js.Publish(ctx, subj, startedPayload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		floor     uint64 // the durable's ack floor: it delivers from floor+1
+		last      uint64 // the database's last committed sequence; 0: none known
+		managed   bool
+		recreated bool
+		err       error
+	}{
+		{name: "in step", floor: 9, last: 9},
+		{name: "ahead of the durable", floor: 5, last: 9},
+		{name: "no record (an older database)", floor: 9},
+		{name: "behind: sequence 9 acked, not in the database", floor: 9, last: 5, recreated: true},
+		{name: "only other subjects between", floor: 8, last: 5},
+		{name: "behind, managed elsewhere: refused, saying how to recreate it", floor: 9, last: 5, managed: true, err: batch.ErrUnsuitableDurable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Durable = "d" + time.Now().Format("150405.000000000")[7:]
+			c, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: cfg.Durable, AckPolicy: jetstream.AckExplicitPolicy,
+				FilterSubject: cfg.FilterSubject, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: tc.floor + 1,
+				MaxDeliver: -1, AckWait: cfg.AckWait, Metadata: map[string]string{batch.MetadataDatabase: "this"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := c.CachedInfo().AckFloor.Stream; f != tc.floor {
+				t.Fatalf("set-up: ack floor %d, want %d", f, tc.floor)
+			}
+			led := newLedger("this")
+			led.safe[cfg.Durable] = 4
+			if tc.last > 0 {
+				led.last = map[string]uint64{"EVENTS": tc.last}
+			}
+			b, err := batch.EnsureConsumer(ctx, js, cfg, batch.BindOptions{Ledger: led, Managed: tc.managed}, quiet)
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), "--deliver 5") {
+					t.Fatalf("got %v, want %v saying to deliver from 5", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := b.Consumer.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if recreated := !info.Created.Equal(c.CachedInfo().Created); recreated != tc.recreated {
+				t.Fatalf("recreated = %v, want %v", recreated, tc.recreated)
+			}
+			if want := map[bool]uint64{true: 4, false: tc.floor}[tc.recreated]; info.AckFloor.Stream != want {
+				t.Fatalf("delivers from stream seq %d, want %d", info.AckFloor.Stream+1, want+1)
 			}
 		})
 	}

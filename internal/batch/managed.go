@@ -89,6 +89,19 @@ func (b *binder) bindManaged(ctx context.Context) (jetstream.Consumer, error) {
 		}
 	}
 
+	if last, missing, err := b.behind(ctx, info.AckFloor.Stream); err != nil {
+		return nil, err
+	} else if missing > 0 {
+		from, err := b.safeStart(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("durable %s on %s has acknowledged stream messages up to %d, but this database holds them only up to %d "+
+			"(it lacks %d): it is an older copy, restored from a backup? The durable is managed elsewhere, so fanin does not rewind it: "+
+			"recreate it to deliver from the database's safe point, then start fanin again: %s: %w",
+			c.Durable, c.Stream, info.AckFloor.Stream, last, missing, recreateCommands(c.Stream, want, from), ErrUnsuitableDurable)
+	}
+
 	var differ []any
 	if have.AckWait != want.AckWait {
 		differ = append(differ, "ack_wait", fmt.Sprintf("%s, fanin would use %s", have.AckWait, want.AckWait))

@@ -68,6 +68,59 @@ func (s *Sink) SaveSafePoint(ctx context.Context, stream, durable string, stream
 	return nil
 }
 
+// raiseMark is the stream mark (migration 0004) a transaction leaves: never lowered.
+const raiseMark = `INSERT INTO stream_marks (stream, stream_created, last_seq) VALUES (?, ?, ?)
+	ON CONFLICT (stream, stream_created) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`
+
+// writeMarks raises, in tx, the mark of each stream incarnation recs[idx...] came from to the
+// highest sequence among them: the database holds every message up to it that its durable may
+// ack once tx commits (batch.CommitMarker).
+func writeMarks(ctx context.Context, tx *txn, recs []codec.Record, idx []int) error {
+	type incarnation struct {
+		stream  string
+		created time.Time
+	}
+	var marks map[incarnation]uint64 // a batch comes from one stream: one entry, most often
+	for _, i := range idx {
+		r := &recs[i]
+		if r.Stream == "" || r.Seq == 0 {
+			continue // not from JetStream (a test's or a tool's record)
+		}
+		if marks == nil {
+			marks = make(map[incarnation]uint64, 1)
+		}
+		k := incarnation{r.Stream, r.StreamCreated}
+		marks[k] = max(marks[k], r.Seq)
+	}
+	for k, seq := range marks {
+		if _, err := tx.ExecContext(ctx, raiseMark, k.stream, codec.FormatTime(k.created), int64(seq)); err != nil {
+			return fmt.Errorf("mark %s at %d: %w", k.stream, seq, err)
+		}
+	}
+	return nil
+}
+
+// LastCommitted returns the highest sequence of stream's incarnation created at streamCreated
+// that a committed transaction held (batch.CommitMarker); known is false when the database has
+// none: another incarnation, an empty projection, or only rows written before it kept marks.
+func (s *Sink) LastCommitted(ctx context.Context, stream string, streamCreated time.Time) (seq uint64, known bool, err error) {
+	var (
+		last  int64
+		empty bool
+	)
+	err = s.db.QueryRowContext(ctx, `SELECT last_seq, `+emptyProjection+`
+		FROM stream_marks WHERE stream = ? AND stream_created = ?`, stream, codec.FormatTime(streamCreated)).Scan(&last, &empty)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("read the last committed sequence of %s: %w", stream, err)
+	case empty || last < 0:
+		return 0, false, nil
+	}
+	return uint64(last), true, nil
+}
+
 // ResetForReplay prepares an empty projection for the streams to be projected again from the
 // start (domain.md, "Replay"): when execution_results and dead_letters hold nothing, it sets
 // every execution's counters back to 0 and its status back to pending (an expired execution
@@ -99,6 +152,9 @@ func (s *Sink) ResetForReplay(ctx context.Context) (bool, error) {
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM durable_positions`); err != nil {
 		return false, fmt.Errorf("reset for replay: safe points: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM stream_marks`); err != nil {
+		return false, fmt.Errorf("reset for replay: stream marks: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return false, fmt.Errorf("reset for replay: commit: %w", err)

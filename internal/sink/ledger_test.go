@@ -145,3 +145,55 @@ func TestCheckFileAcceptsTheFilePutBack(t *testing.T) {
 		t.Fatalf("put back: %v", err)
 	}
 }
+
+func TestLastCommittedIsTheHighestSequenceEveryTransactionHeld(t *testing.T) {
+	ctx := context.Background()
+	s := newTestSink(t)
+	var zero time.Time // the test records' stream incarnation
+	last := func() (uint64, bool) {
+		t.Helper()
+		seq, known, err := s.LastCommitted(ctx, "RESULTS", zero)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq, known
+	}
+	if seq, known := last(); known {
+		t.Fatalf("new database: last committed %d, want none known", seq)
+	}
+	steps := []struct {
+		name string
+		recs []codec.Record
+		want uint64
+	}{
+		{"a batch, in any order", []codec.Record{result("r2", "pc2", 0).record(t, 7, t0), result("r1", "pc1", 0).record(t, 5, t0)}, 7},
+		{"a poison message counts: it is acked too", []codec.Record{rawRecord(codec.KindResult, 9, "results.x", []byte("{"), t0)}, 9},
+		{"a redelivery of older messages does not lower it", []codec.Record{result("r1", "pc1", 0).record(t, 5, t0)}, 9},
+	}
+	for _, st := range steps {
+		if _, err := s.Write(ctx, st.recs); err != nil {
+			t.Fatal(err)
+		}
+		if seq, known := last(); !known || seq != st.want {
+			t.Fatalf("%s: last committed %d (known %v), want %d", st.name, seq, known, st.want)
+		}
+	}
+	if _, known, _ := s.LastCommitted(ctx, "RESULTS", zero.Add(time.Second)); known {
+		t.Fatal("another incarnation of the stream has a last committed sequence")
+	}
+	if _, known, _ := s.LastCommitted(ctx, "EVENTS", zero); known {
+		t.Fatal("another stream has a last committed sequence")
+	}
+	// A projection emptied by hand vouches for nothing, and a replay forgets the marks.
+	mustExec(t, s.db, `DELETE FROM execution_results; DELETE FROM dead_letters`)
+	if seq, known := last(); known {
+		t.Fatalf("empty projection: last committed %d, want none known", seq)
+	}
+	if reset, err := s.ResetForReplay(ctx); err != nil || !reset {
+		t.Fatalf("reset %v, %v", reset, err)
+	}
+	mustWrite(t, s, result("r1", "pc1", 0).record(t, 2, t0))
+	if seq, known := last(); !known || seq != 2 {
+		t.Fatalf("after a replay's first write: last committed %d (known %v), want 2", seq, known)
+	}
+}

@@ -85,6 +85,9 @@ func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, b *s
 	if err := writeDeadLetters(ctx, tx, recs, dead, b.Rejected); err != nil {
 		return classify(err)
 	}
+	if err := writeMarks(ctx, tx, recs, idx); err != nil {
+		return classify(err)
+	}
 	start := time.Now()
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", classify(err))
