@@ -18,6 +18,7 @@ import (
 
 	"fanin/internal/codec"
 	"fanin/internal/fault"
+	"fanin/internal/store"
 )
 
 type pub struct {
@@ -224,5 +225,57 @@ func TestConcurrentBatchesOnTheSameRunsCountEachOnce(t *testing.T) {
 	}
 	if sum.Succeeded != pcs/2 || sum.Failed != pcs/2 || sum.Status != "completed" || sum.Results.Rows != pcs {
 		t.Fatalf("summary %+v: want %d successes, %d failures, completed", sum, pcs/2, pcs/2)
+	}
+}
+
+// TestAPoisonMessageRacedFromTwoIncarnationViewsIsRecordedOnce writes each poison message twice
+// at once — once as a loop that knew the stream's incarnation records it, once as one that did
+// not (an older replica) — from two writers: one dead letter each, never two.
+func TestAPoisonMessageRacedFromTwoIncarnationViewsIsRecordedOnce(t *testing.T) {
+	s, _ := newStore(t)
+	created := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	const n = 100
+	together := make([]sync.WaitGroup, n+1) // both writers start each sequence at once
+	for i := range together {
+		together[i].Add(2)
+	}
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seq := uint64(1); seq <= n; seq++ {
+				together[seq].Done()
+				together[seq].Wait()
+				r := record(codec.KindResult, seq, []byte("not json"), t0.Add(time.Duration(seq)*time.Second))
+				if (w+int(seq))%2 == 0 {
+					r.StreamCreated = created
+				}
+				for {
+					_, err := s.Write(context.Background(), []codec.Record{r})
+					if err == nil {
+						break
+					}
+					if fault.IsPermanent(err) {
+						t.Errorf("writer %d: %v", w, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	dls, err := s.DeadLetters(context.Background(), store.DeadLetterFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[uint64]int{}
+	for _, d := range dls {
+		per[d.Seq]++
+	}
+	for seq := uint64(1); seq <= n; seq++ {
+		if per[seq] != 1 {
+			t.Errorf("sequence %d: %d dead letters, want 1", seq, per[seq])
+		}
 	}
 }

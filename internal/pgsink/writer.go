@@ -420,8 +420,16 @@ const insertDeadLetter = `INSERT INTO dead_letters (stream, stream_created, stre
 		AND recorded_at = $8 AND (stream_created = '' OR $2 = ''))
 	ON CONFLICT (stream, stream_created, stream_seq) DO NOTHING`
 
+// lockDeadLetter serialises the transactions recording one stream sequence's dead letter. The
+// primary key makes two copies of a message of the same incarnation one row, but not a copy of
+// unknown incarnation and one of a known one: insertDeadLetter's NOT EXISTS, under READ
+// COMMITTED, does not see a concurrent transaction's row, and both would be kept. Held to the
+// end of the transaction, the lock makes the second insert (a later statement: a new snapshot)
+// see the first's committed row.
+const lockDeadLetter = `SELECT pg_advisory_xact_lock($1)`
+
 // queueDeadLetters queues recs[dead...], each recorded once, payload and headers byte for
-// byte, in (stream, sequence) order.
+// byte, in (stream, sequence) order — also the order of their locks.
 func queueDeadLetters(b *pgx.Batch, recs []codec.Record, dead []int, reasons []error) {
 	sorted := append([]int(nil), dead...)
 	sort.Slice(sorted, func(a, c int) bool {
@@ -437,6 +445,7 @@ func queueDeadLetters(b *pgx.Batch, recs []codec.Record, dead []int, reasons []e
 		if payload == nil {
 			payload = []byte{} // an empty payload is an empty bytea, never NULL
 		}
+		b.Queue(lockDeadLetter, lockKey(fmt.Sprintf("dead-letter/%s/%d", r.Stream, r.Seq)))
 		b.Queue(insertDeadLetter, r.Stream, streamCreatedText(r.StreamCreated), int64(r.Seq), r.Subject,
 			reasons[i].Error(), payload, store.EncodeHeader(r.Header), r.RecordedAtText())
 	}
@@ -450,8 +459,8 @@ func streamCreatedText(t time.Time) string {
 	return codec.FormatTime(t)
 }
 
-// lockKey is not used by writes (rows lock themselves); it names the advisory lock that
-// serialises migrations and the replay reset across replicas.
+// lockKey names an advisory lock: the one that serialises migrations and the replay reset across
+// replicas, and one per dead letter's stream sequence (rows lock themselves).
 func lockKey(name string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte("fanin/" + name))
