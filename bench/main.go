@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"fanin/internal/batch"
 	"fanin/internal/output"
 	"fanin/internal/sink"
 )
@@ -47,6 +48,7 @@ type options struct {
 	CPUProfile   string          `json:"cpuprofile,omitempty"` // CPU profile of the standard fanin run
 	TempDir      string          `json:"temp_dir,omitempty"`   // where the server and databases live ("" = os.TempDir())
 	Postgres     string          `json:"-"`                    // -pg: a server for the PostgreSQL modes (a user that may create databases)
+	PGWriters    int             `json:"pg_writers,omitempty"` // -pg-writers: fanin-postgres's batch.Config.Writers (0: the store's choice, as ingest run)
 }
 
 func defaultOptions() options {
@@ -68,6 +70,8 @@ func (o options) validate() error {
 		return errors.New("-wait must be at least 1ms")
 	case o.Sync != sink.SyncFull && o.Sync != sink.SyncNormal:
 		return fmt.Errorf("-sync must be %q or %q, not %q", sink.SyncFull, sink.SyncNormal, o.Sync)
+	case o.PGWriters < 0 || o.PGWriters > batch.MaxWriters:
+		return fmt.Errorf("-pg-writers must be between 0 and %d, not %d", batch.MaxWriters, o.PGWriters)
 	case o.PerMsgLimit < 1:
 		return errors.New("-permsg-limit must be at least 1")
 	case o.LiveRate < 0 || o.LiveRate > 0 && o.LiveDuration < time.Second:
@@ -275,6 +279,7 @@ func main() {
 	fs.BoolVar(&opts.InProcess, "inprocess", false, "run the NATS server in this process (its CPU, heap and writes then count as the ingester's)")
 	fs.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the standard fanin run to this file (and of fanin-output to FILE.output)")
 	fs.StringVar(&opts.Postgres, "pg", os.Getenv("FANIN_BENCH_POSTGRES"), "PostgreSQL connection string for the postgres-native, postgres-sink and fanin-postgres modes\n(a user that may create databases; each mode gets its own, dropped after)")
+	fs.IntVar(&opts.PGWriters, "pg-writers", 0, "transactions fanin-postgres keeps in flight (batch.Config.Writers, ingest's --db-writers);\n0: the store's choice, as ingest run makes it")
 	fs.StringVar(&opts.TempDir, "tmp", "", "directory for the server's store and the databases (default: the system temp dir)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
