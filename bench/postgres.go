@@ -226,10 +226,10 @@ func postgresSink(ctx context.Context, e *env, n int) (result, error) {
 	return res, verifyPGRows(ctx, url, &res, e.opts.PCs)
 }
 
-// faninPostgres runs the started projection's batch.Loop (batch.Started() with N and T, and
-// -pg-writers; left at 0, the store chooses the writers, as in ingest run) on the PostgreSQL
-// store, over the whole preloaded backlog.
-func faninPostgres(ctx context.Context, e *env, n int, wait time.Duration) (result, error) {
+// faninPostgres runs the started projection's batch.Loop (batch.Started() with N, T and
+// writers; at 0, the store chooses them, as in ingest run) on the PostgreSQL store, over the
+// whole preloaded backlog.
+func faninPostgres(ctx context.Context, e *env, n int, wait time.Duration, writers int) (result, error) {
 	res := result{Mode: modeFaninPostgres, N: n, Wait: wait, Msgs: e.opts.PCs}
 	name := e.name(res.Mode, n)
 	url, drop, err := e.newPGDB(ctx, name)
@@ -248,7 +248,7 @@ func faninPostgres(ctx context.Context, e *env, n int, wait time.Duration) (resu
 	}
 	defer nc.Close()
 	started := batch.Started()
-	started.Durable, started.BatchSize, started.MaxWait, started.Writers = name, n, wait, e.opts.PGWriters
+	started.Durable, started.BatchSize, started.MaxWait, started.Writers = name, n, wait, writers
 	st := &countingPG{Store: db}
 	loops := []*batch.Loop{batch.New(started, js, st, batch.WithReplay(true), batch.WithLogger(e.log))}
 	res.Writers = loops[0].Config().Writers
@@ -379,6 +379,15 @@ func (r *report) postgresBar() {
 	}
 	r.judge("fanin-postgres ≥ 0.7 × postgres-native", f.Rate/ceiling.Rate, barPostgresRatio, true,
 		fmt.Sprintf("%.0f vs %.0f rows/s (COPY, %d-row transactions), N=%d, %d writers", f.Rate, ceiling.Rate, nativeTxRows, f.N, f.Writers))
+	// With several -pg-writers, each one's first run against the same ceiling.
+	seen := map[int]bool{f.Writers: true}
+	for _, rw := range r.Rows {
+		if rw.Mode == modeFaninPostgres && rw.N == r.Options.Batch && !seen[rw.Writers] {
+			seen[rw.Writers] = true
+			r.inform(fmt.Sprintf("fanin-postgres with %d writers / postgres-native", rw.Writers), rw.Rate/ceiling.Rate,
+				fmt.Sprintf("%.0f vs %.0f rows/s", rw.Rate, ceiling.Rate))
+		}
+	}
 	if s := r.find(modePostgresSink, r.Options.Batch); s != nil {
 		r.inform("postgres-sink / postgres-native", s.Rate/ceiling.Rate,
 			fmt.Sprintf("%.0f vs %.0f rows/s: the store alone, no NATS", s.Rate, ceiling.Rate))

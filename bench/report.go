@@ -310,6 +310,8 @@ func (r *report) printTable(w io.Writer) {
 			mode = fmt.Sprintf("%s T=%gms", mode, rw.WaitMS)
 		case rw.Mode == modePerMessage:
 			mode += "*"
+		case rw.Mode == modeFaninPostgres && len(r.Options.PGWriters) > 1:
+			mode = fmt.Sprintf("%s W=%d", mode, rw.Writers)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.0f\t%s\t%s\t%s\t%.0f\t%.0f\t%s\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			mode, rw.N, rw.Msgs, rw.Seconds, rw.Rate, ratio(rw.XDrain), ratio(rw.XPerMsg), ratio(rw.XNative), rw.CPUPct, rw.ServerCPUPct, pct(rw.PGCPUPct),
