@@ -214,3 +214,19 @@ func TestTinyMixedPlanComparesWithNativeResults(t *testing.T) {
 		t.Errorf("stdout lacks the mixed bar:\n%s", stdout.String())
 	}
 }
+
+// TestPGWritersTakeTurnsRunningFirst: with -pg-writers 1,2, each fanin-postgres of -modes
+// runs once per value, and the values take turns in first place.
+func TestPGWritersTakeTurnsRunningFirst(t *testing.T) {
+	opts := defaultOptions()
+	opts.Modes = []string{modePostgresNative, modeFaninPostgres, modePostgresNative, modeFaninPostgres}
+	opts.PGWriters = []int{1, 2}
+	var got []string
+	for _, s := range opts.plan() {
+		got = append(got, s.mode+"/"+strconv.Itoa(s.writers))
+	}
+	want := []string{"postgres-native/0", "fanin-postgres/1", "fanin-postgres/2", "postgres-native/0", "fanin-postgres/2", "fanin-postgres/1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("plan %q, want %q", got, want)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"fanin/internal/batch"
 	"fanin/internal/output"
 	"fanin/internal/sink"
 )
@@ -47,6 +48,7 @@ type options struct {
 	CPUProfile   string          `json:"cpuprofile,omitempty"` // CPU profile of the standard fanin run
 	TempDir      string          `json:"temp_dir,omitempty"`   // where the server and databases live ("" = os.TempDir())
 	Postgres     string          `json:"-"`                    // -pg: a server for the PostgreSQL modes (a user that may create databases)
+	PGWriters    []int           `json:"pg_writers,omitempty"` // -pg-writers: fanin-postgres's batch.Config.Writers, one run each (0: the store's choice, as ingest run)
 }
 
 func defaultOptions() options {
@@ -94,6 +96,11 @@ func (o options) validate() error {
 			return errors.New("-modes fanin-output needs -large-output, e.g. 0.05")
 		}
 	}
+	for _, w := range o.PGWriters {
+		if w < 0 || w > batch.MaxWriters {
+			return fmt.Errorf("-pg-writers: %d is not between 0 and %d", w, batch.MaxWriters)
+		}
+	}
 	for _, n := range o.SweepBatch {
 		if n < 1 || n > 10000 {
 			return fmt.Errorf("-sweep-batch: %d is not between 1 and 10000", n)
@@ -109,6 +116,7 @@ type step struct {
 	wait    time.Duration
 	prefill int
 	profile string
+	writers int // fanin-postgres: batch.Config.Writers (0: the store's choice)
 }
 
 // plan lists the steps of a run: the standard modes at N (and fanin-output, with
@@ -127,6 +135,20 @@ func (o options) plan() []step {
 			s.profile = o.CPUProfile
 		case m == modeFaninOutput && o.CPUProfile != "":
 			s.profile = o.CPUProfile + ".output"
+		case m == modeFaninPostgres && len(o.PGWriters) > 0:
+			// One run per writers value, the values taking turns in first place from one
+			// occurrence of the mode to the next, so neither always runs first.
+			k := 0
+			for _, p := range steps {
+				if p.mode == modeFaninPostgres && p.writers == o.PGWriters[0] {
+					k++
+				}
+			}
+			for i := range o.PGWriters {
+				s.writers = o.PGWriters[(i+k)%len(o.PGWriters)]
+				steps = append(steps, s)
+			}
+			continue
 		}
 		steps = append(steps, s)
 	}
@@ -216,7 +238,7 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 		case modePostgresSink:
 			res, err = postgresSink(ctx, e, s.n)
 		case modeFaninPostgres:
-			res, err = faninPostgres(ctx, e, s.n, s.wait)
+			res, err = faninPostgres(ctx, e, s.n, s.wait, s.writers)
 		}
 		if err != nil {
 			prog.finish()
@@ -275,6 +297,8 @@ func main() {
 	fs.BoolVar(&opts.InProcess, "inprocess", false, "run the NATS server in this process (its CPU, heap and writes then count as the ingester's)")
 	fs.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the standard fanin run to this file (and of fanin-output to FILE.output)")
 	fs.StringVar(&opts.Postgres, "pg", os.Getenv("FANIN_BENCH_POSTGRES"), "PostgreSQL connection string for the postgres-native, postgres-sink and fanin-postgres modes\n(a user that may create databases; each mode gets its own, dropped after)")
+	pgWriters := fs.String("pg-writers", "", `transactions fanin-postgres keeps in flight (batch.Config.Writers, ingest's --db-writers), e.g. "1,2":
+fanin-postgres then runs once per value, the values in turn first; unset or 0: the store's choice, as ingest run makes it`)
 	fs.StringVar(&opts.TempDir, "tmp", "", "directory for the server's store and the databases (default: the system temp dir)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
@@ -283,6 +307,10 @@ func main() {
 	opts.Modes = splitList(*modes)
 	if opts.SweepBatch, err = parseInts(*sweepBatch); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: -sweep-batch:", err)
+		os.Exit(2)
+	}
+	if opts.PGWriters, err = parseInts(*pgWriters); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -pg-writers:", err)
 		os.Exit(2)
 	}
 	if opts.SweepWait, err = parseDurations(*sweepWait); err != nil {

@@ -52,6 +52,8 @@ type result struct {
 	Output  int64         // bytes of output read from the Object Store and stored (fanin-output)
 	Pause   time.Duration // fanin: the longest time no message was acked, from the first ack to the last
 	SideCPU time.Duration // fanin-litestream: the CPU time litestream used, from its start to its exit
+	Writers int           // fanin-postgres: batch.Config.Writers as the loop ran with it
+	PGCPU   time.Duration // PostgreSQL modes: the CPU time the server's processes used in the timed part
 	M       measurement
 	Lat     []time.Duration // live: publish → committed, one per message
 }

@@ -17,7 +17,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +29,7 @@ import (
 	"fanin/internal/codec"
 	"fanin/internal/pgsink"
 	"fanin/internal/project"
+	"fanin/internal/store"
 )
 
 const (
@@ -154,6 +158,8 @@ func postgresNative(ctx context.Context, e *env) (result, error) {
 		return res, err
 	}
 	e.prog.start(res.Mode, uint64(res.Msgs))
+	srv := findPGServer(ctx, conn)
+	cpu0 := srv.cpu()
 	mt := e.startMeter()
 	done := 0
 	for _, rows := range chunks {
@@ -174,6 +180,7 @@ func postgresNative(ctx context.Context, e *env) (result, error) {
 		e.prog.update(uint64(done))
 	}
 	res.M = mt.stop()
+	res.PGCPU = srv.cpu() - cpu0
 	e.prog.finish()
 	return res, verifyPGRows(ctx, url, &res, e.opts.PCs)
 }
@@ -219,9 +226,10 @@ func postgresSink(ctx context.Context, e *env, n int) (result, error) {
 	return res, verifyPGRows(ctx, url, &res, e.opts.PCs)
 }
 
-// faninPostgres runs the started projection's batch.Loop (batch.Started() with N and T) on the
-// PostgreSQL store, over the whole preloaded backlog.
-func faninPostgres(ctx context.Context, e *env, n int, wait time.Duration) (result, error) {
+// faninPostgres runs the started projection's batch.Loop (batch.Started() with N, T and
+// writers; at 0, the store chooses them, as in ingest run) on the PostgreSQL store, over the
+// whole preloaded backlog.
+func faninPostgres(ctx context.Context, e *env, n int, wait time.Duration, writers int) (result, error) {
 	res := result{Mode: modeFaninPostgres, N: n, Wait: wait, Msgs: e.opts.PCs}
 	name := e.name(res.Mode, n)
 	url, drop, err := e.newPGDB(ctx, name)
@@ -240,13 +248,23 @@ func faninPostgres(ctx context.Context, e *env, n int, wait time.Duration) (resu
 	}
 	defer nc.Close()
 	started := batch.Started()
-	started.Durable, started.BatchSize, started.MaxWait = name, n, wait
-	loops := []*batch.Loop{batch.New(started, js, db, batch.WithReplay(true), batch.WithLogger(e.log))}
+	started.Durable, started.BatchSize, started.MaxWait, started.Writers = name, n, wait, writers
+	st := &countingPG{Store: db}
+	loops := []*batch.Loop{batch.New(started, js, st, batch.WithReplay(true), batch.WithLogger(e.log))}
+	res.Writers = loops[0].Config().Writers
+	var srv pgServer
+	if c, err := pgx.Connect(ctx, url); err == nil {
+		srv = findPGServer(ctx, c)
+		c.Close(ctx)
+	}
+	cpu0 := srv.cpu()
 	mt := e.startMeter()
 	mt.begin()
 	err = runLoops(ctx, e, loops, uint64(res.Msgs), fmt.Sprintf("%s N=%d", res.Mode, n), nil)
 	mt.end()
 	res.M = mt.stop()
+	res.PGCPU = srv.cpu() - cpu0
+	res.Txs = int(st.txs.Load())
 	if err != nil {
 		return res, err
 	}
@@ -257,6 +275,80 @@ func faninPostgres(ctx context.Context, e *env, n int, wait time.Duration) (resu
 		return res, err
 	}
 	return res, verifyPGRows(ctx, url, &res, e.opts.PCs)
+}
+
+// countingPG is the PostgreSQL store counting its transactions, to show how big fanin's really
+// were. It takes concurrent writes as the store does (ConcurrentWriters is the store's).
+type countingPG struct {
+	*pgsink.Store
+	txs atomic.Int64
+}
+
+func (c *countingPG) Write(ctx context.Context, recs []codec.Record) (store.Report, error) {
+	rep, err := c.Store.Write(ctx, recs)
+	c.txs.Add(int64(rep.Transactions))
+	return rep, err
+}
+
+// pgServer is the PostgreSQL server's postmaster, when it runs on this machine and /proc shows
+// it (0 otherwise): its CPU is then measured, as the NATS server's is.
+type pgServer int
+
+// findPGServer finds the postmaster of conn's backend: its parent process.
+func findPGServer(ctx context.Context, conn *pgx.Conn) pgServer {
+	var pid int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		return 0
+	}
+	if f := procStat(pid); len(f) > 1 {
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%s/comm", f[1])); err == nil && strings.TrimSpace(string(comm)) == "postgres" {
+			ppid, _ := strconv.Atoi(f[1])
+			return pgServer(ppid)
+		}
+	}
+	return 0
+}
+
+// cpu returns the CPU time the server's processes have used so far: the postmaster's, its
+// children's (the backends and background workers) and that of the children it reaped.
+func (p pgServer) cpu() time.Duration {
+	if p == 0 {
+		return 0
+	}
+	ticks := func(f []string, from, to int) (n int64) {
+		for i := from; i <= to && i < len(f); i++ {
+			v, _ := strconv.ParseInt(f[i], 10, 64)
+			n += v
+		}
+		return n
+	}
+	total := ticks(procStat(int(p)), 11, 14) // utime, stime, cutime, cstime
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if f := procStat(pid); len(f) > 14 && f[1] == strconv.Itoa(int(p)) {
+			total += ticks(f, 11, 14)
+		}
+	}
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(total) * time.Second / hz
+}
+
+// procStat returns the fields of /proc/pid/stat after the command name: state, ppid, … (field
+// 3 of stat is index 0), or nil.
+func procStat(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
 }
 
 func verifyPGRows(ctx context.Context, url string, res *result, want int) error {
@@ -286,7 +378,16 @@ func (r *report) postgresBar() {
 		return
 	}
 	r.judge("fanin-postgres ≥ 0.7 × postgres-native", f.Rate/ceiling.Rate, barPostgresRatio, true,
-		fmt.Sprintf("%.0f vs %.0f rows/s (COPY, %d-row transactions), N=%d", f.Rate, ceiling.Rate, nativeTxRows, f.N))
+		fmt.Sprintf("%.0f vs %.0f rows/s (COPY, %d-row transactions), N=%d, %d writers", f.Rate, ceiling.Rate, nativeTxRows, f.N, f.Writers))
+	// With several -pg-writers, each one's first run against the same ceiling.
+	seen := map[int]bool{f.Writers: true}
+	for _, rw := range r.Rows {
+		if rw.Mode == modeFaninPostgres && rw.N == r.Options.Batch && !seen[rw.Writers] {
+			seen[rw.Writers] = true
+			r.inform(fmt.Sprintf("fanin-postgres with %d writers / postgres-native", rw.Writers), rw.Rate/ceiling.Rate,
+				fmt.Sprintf("%.0f vs %.0f rows/s", rw.Rate, ceiling.Rate))
+		}
+	}
 	if s := r.find(modePostgresSink, r.Options.Batch); s != nil {
 		r.inform("postgres-sink / postgres-native", s.Rate/ceiling.Rate,
 			fmt.Sprintf("%.0f vs %.0f rows/s: the store alone, no NATS", s.Rate, ceiling.Rate))

@@ -59,6 +59,8 @@ type row struct {
 	OutputMBps   float64 `json:"output_mb_per_s,omitempty"`    // fanin-output: MB (10⁶ bytes) of Object Store output stored per second
 	PauseMS      float64 `json:"max_pause_ms,omitempty"`       // fanin: the longest time no message was acked, between the first ack and the last
 	SideCPUPct   float64 `json:"litestream_cpu_pct,omitempty"` // fanin-litestream: litestream's CPU over the mode's wall time
+	Writers      int     `json:"writers,omitempty"`            // fanin-postgres: transactions in flight (batch.Config.Writers)
+	PGCPUPct     float64 `json:"pg_cpu_pct,omitempty"`         // PostgreSQL modes: the server's processes, when it runs on this machine
 }
 
 // bar is one of the issue's targets and how the run fared against it, or (INFO) a ratio the
@@ -87,11 +89,13 @@ func (r *report) add(res result) {
 		rw.CPUPct = 100 * res.M.CPU.Seconds() / secs
 		rw.ServerCPUPct = 100 * res.M.ServerCPU.Seconds() / secs
 		rw.SideCPUPct = 100 * res.SideCPU.Seconds() / secs
+		rw.PGCPUPct = 100 * res.PGCPU.Seconds() / secs
 	}
 	if res.Output > 0 && secs > 0 {
 		rw.OutputMBps = float64(res.Output) / 1e6 / secs
 	}
 	rw.PauseMS = float64(res.Pause) / float64(time.Millisecond)
+	rw.Writers = res.Writers
 	if res.Msgs > 0 {
 		rw.AllocsPerMsg = float64(res.M.Allocs) / float64(res.Msgs)
 	}
@@ -296,7 +300,7 @@ func printHeader(w io.Writer, r *report) {
 // printTable prints a row per mode, the footnotes and a line per bar.
 func (r *report) printTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tN\tmsgs\tseconds\tmsg/s\t×drain\t×per-msg\t×native\tCPU%\tsrv CPU%\theap base MiB\theap peak MiB\tallocs/msg\tmsgs/tx\tDB bytes/row\tp50 ms\tp99 ms\tp999 ms\tout MB/s\t")
+	fmt.Fprintln(tw, "mode\tN\tmsgs\tseconds\tmsg/s\t×drain\t×per-msg\t×native\tCPU%\tsrv CPU%\tpg CPU%\theap base MiB\theap peak MiB\tallocs/msg\tmsgs/tx\tDB bytes/row\tp50 ms\tp99 ms\tp999 ms\tout MB/s\t")
 	for _, rw := range r.Rows {
 		mode := rw.Mode
 		switch {
@@ -306,9 +310,11 @@ func (r *report) printTable(w io.Writer) {
 			mode = fmt.Sprintf("%s T=%gms", mode, rw.WaitMS)
 		case rw.Mode == modePerMessage:
 			mode += "*"
+		case rw.Mode == modeFaninPostgres && len(r.Options.PGWriters) > 1:
+			mode = fmt.Sprintf("%s W=%d", mode, rw.Writers)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.0f\t%s\t%s\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
-			mode, rw.N, rw.Msgs, rw.Seconds, rw.Rate, ratio(rw.XDrain), ratio(rw.XPerMsg), ratio(rw.XNative), rw.CPUPct, rw.ServerCPUPct,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.0f\t%s\t%s\t%s\t%.0f\t%.0f\t%s\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+			mode, rw.N, rw.Msgs, rw.Seconds, rw.Rate, ratio(rw.XDrain), ratio(rw.XPerMsg), ratio(rw.XNative), rw.CPUPct, rw.ServerCPUPct, pct(rw.PGCPUPct),
 			rw.HeapBaseMiB, rw.HeapPeakMiB, rw.AllocsPerMsg, perTx(rw.MsgsPerTx), bytesPerRow(rw), ms(rw.P50MS), ms(rw.P99MS), ms(rw.P999MS),
 			mbPerS(rw.OutputMBps))
 	}
@@ -352,6 +358,13 @@ func ratio(x float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", x)
+}
+
+func pct(x float64) string {
+	if x == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", x)
 }
 
 func perTx(x float64) string {

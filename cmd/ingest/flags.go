@@ -190,6 +190,8 @@ func ingestFlags(fs *flagSet) *config {
 	fs.envVar("batch", "FANIN_BATCH")
 	fs.IntVar(&c.Events.GroupBatches, "group", c.Events.GroupBatches, "while behind, most fetched `batches` one transaction takes together (0: automatic, about 8000\nmessages; 1: one per fetch; up to 100): bigger transactions drain a backlog faster, since random\nids scatter each batch's writes; at most (group + ⌈group/2⌉ + 2)·N messages are held at once")
 	fs.envVar("group", "FANIN_GROUP")
+	fs.IntVar(&c.Events.Writers, "db-writers", c.Events.Writers, "`transactions` each projection keeps in flight at once, each committing a group of its own while\nthe next is fetched: 0 is the database's choice, 2 on PostgreSQL (which takes concurrent writers),\n1 on SQLite (one writer: more is a usage error); up to 16")
+	fs.envVar("db-writers", "FANIN_DB_WRITERS")
 	fs.DurationVar(&c.Events.MaxWait, "wait", c.Events.MaxWait, "T: longest a fetch waits to fill a batch; a caught-up ingester commits at least this often")
 	fs.envVar("wait", "FANIN_WAIT")
 	fs.DurationVar(&c.Events.AckWait, "ack-wait", c.Events.AckWait, "the durables' AckWait: how soon a crashed instance's unacked messages are redelivered")
@@ -246,7 +248,7 @@ func ingestFlags(fs *flagSet) *config {
 
 // finish copies the shared settings into both projections and validates everything.
 func (c *config) finish() error {
-	c.Results.BatchSize, c.Results.GroupBatches = c.Events.BatchSize, c.Events.GroupBatches
+	c.Results.BatchSize, c.Results.GroupBatches, c.Results.Writers = c.Events.BatchSize, c.Events.GroupBatches, c.Events.Writers
 	c.Results.MaxWait, c.Results.AckWait = c.Events.MaxWait, c.Events.AckWait
 	c.Results.RetryInitial, c.Results.RetryMax = c.Events.RetryInitial, c.Events.RetryMax
 	if c.EmbeddedNATS != "" {
@@ -275,6 +277,9 @@ func (c *config) finish() error {
 		return errors.New("--stats-interval must not be negative")
 	}
 	if err := c.validateDB(); err != nil {
+		return err
+	}
+	if err := c.checkWriters(); err != nil {
 		return err
 	}
 	if err := c.checkNATS(); err != nil {
@@ -317,6 +322,28 @@ func (c *config) finish() error {
 		return fmt.Errorf("--pprof needs --metrics-addr: the profiler is served on its listener%s", env)
 	}
 	c.Telemetry.Prometheus = c.MetricsAddr != ""
+	return nil
+}
+
+// checkWriters checks --db-writers against the database --db names (SQLite has one writer)
+// and gives the PostgreSQL pool a connection for each transaction in flight.
+func (c *config) checkWriters() error {
+	w := c.Events.Writers
+	if !c.usePostgres() {
+		if w > 1 {
+			var env string
+			if c.given != nil {
+				env = fromEnv(c.given, "db-writers")
+			}
+			return fmt.Errorf("--db-writers: %d, but SQLite has one writer: 0 or 1 with a SQLite --db%s", w, env)
+		}
+		return nil
+	}
+	if w == 0 {
+		w = pgsink.DefaultWriters
+	}
+	// Both projections' transactions at once, and one for the ledger and the commands.
+	c.PG.MaxConns = max(c.PG.MaxConns, 2*w+2)
 	return nil
 }
 
@@ -389,6 +416,7 @@ var settingFlags = map[setting]string{
 	{"events", "CompleteMemory"}: "", // --output-memory is the results projection's: only it completes outputs
 	{"events", "RetryInitial"}:   "--retry-initial",
 	{"events", "RetryMax"}:       "--retry-max",
+	{"events", "Writers"}:        "--db-writers",
 
 	{"results", "Stream"}:         "--results-stream",
 	{"results", "Durable"}:        "--results-durable",
@@ -403,6 +431,7 @@ var settingFlags = map[setting]string{
 	{"results", "CompleteMemory"}: "--output-memory",
 	{"results", "RetryInitial"}:   "--retry-initial",
 	{"results", "RetryMax"}:       "--retry-max",
+	{"results", "Writers"}:        "--db-writers",
 
 	{"output", "Bucket"}:         "--output-bucket",
 	{"output", "MaxObjectBytes"}: "--output-max-bytes",

@@ -68,7 +68,7 @@ func itoa(n int) string {
 }
 
 // TestTwoReplicasIngestIntoOnePostgres runs two ingesters on the same durables and the same
-// PostgreSQL database: the tables are what the broadcast must leave, /readyz checks the
+// PostgreSQL database, each projection of each with two transactions in flight: the tables are what the broadcast must leave, /readyz checks the
 // database, and no log line shows the password.
 func TestTwoReplicasIngestIntoOnePostgres(t *testing.T) {
 	srv := natstest.Run(t)
@@ -92,6 +92,12 @@ func TestTwoReplicasIngestIntoOnePostgres(t *testing.T) {
 			if err := a.db.AddExecution(ctx, store.Execution{ExecID: b.ExecID, JobID: b.ManifestID, Version: b.Version,
 				InitiatedBy: "test", InitiatedAt: time.Now(), TargetCount: b.PCs}); err != nil {
 				t.Fatal(err)
+			}
+		}
+		for _, l := range a.loops {
+			// Left to the store, as --db-writers is by default: two transactions in flight.
+			if w := l.Config().Writers; w != pgsink.DefaultWriters {
+				t.Errorf("%s projection: %d writers, want PostgreSQL's %d", l.Config().Kind, w, pgsink.DefaultWriters)
 			}
 		}
 		done := make(chan int, 1)

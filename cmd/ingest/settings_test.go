@@ -135,6 +135,12 @@ func TestSettingsThatCanNeverWorkAreUsageErrors(t *testing.T) {
 		{name: "db mode executable", env: map[string]string{"FANIN_DB_MODE": "0750"}, wantErr: "--db-mode: 0750 must not be executable"},
 		{name: "db mode with setuid", args: []string{"--db-mode", "4640"}, wantErr: "--db-mode: 04640 is not a permission mode"},
 		{name: "db group unknown", args: []string{"--db-group", "no-such-group-fanin"}, wantErr: `--db-group: "no-such-group-fanin": no such group`},
+		{name: "two writers on SQLite", args: []string{"--db-writers", "2"},
+			wantErr: "--db-writers: 2, but SQLite has one writer: 0 or 1 with a SQLite --db"},
+		{name: "writers from the environment on SQLite", env: map[string]string{"FANIN_DB_WRITERS": "4"},
+			wantErr: "--db-writers: 4, but SQLite has one writer: 0 or 1 with a SQLite --db ($FANIN_DB_WRITERS is set)"},
+		{name: "negative writers", args: []string{"--db-writers", "-1"},
+			wantErr: "--db-writers: must be between 0 (the store's choice) and 16, not -1"},
 		{name: "migrate checks the settings too", args: []string{"migrate", "--nats-url", "garbage"}, wantErr: `--nats-url: "garbage": want host:port`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -189,6 +195,44 @@ func TestSettingsThatMayWorkLaterAreNotUsageErrors(t *testing.T) {
 		if err := cfg.finish(); err != nil {
 			t.Errorf("%q: %v, want no error", args, err)
 		}
+	}
+}
+
+// TestDBWritersFollowTheDatabase: --db-writers is left to the store unless set (0: PostgreSQL
+// takes two, SQLite one), and the PostgreSQL pool has a connection for every transaction in
+// flight, both projections', plus one.
+func TestDBWritersFollowTheDatabase(t *testing.T) {
+	const pgDB = "host=/run/postgresql dbname=fanin"
+	for _, tc := range []struct {
+		name         string
+		args         []string
+		env          map[string]string
+		wantWriters  int
+		wantMaxConns int // 0: SQLite, no pool
+	}{
+		{name: "SQLite", wantWriters: 0},
+		{name: "SQLite, one writer asked", args: []string{"--db-writers", "1"}, wantWriters: 1},
+		{name: "PostgreSQL", args: []string{"--db", pgDB}, wantWriters: 0, wantMaxConns: 6},
+		{name: "PostgreSQL, one writer", args: []string{"--db", pgDB, "--db-writers", "1"}, wantWriters: 1, wantMaxConns: 6},
+		{name: "PostgreSQL, four writers", args: []string{"--db", pgDB}, env: map[string]string{"FANIN_DB_WRITERS": "4"},
+			wantWriters: 4, wantMaxConns: 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newFlagSet("test", "", &bytes.Buffer{})
+			cfg := ingestFlags(fs)
+			if err := fs.parse(tc.args, env(tc.env)); err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.finish(); err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Events.Writers != tc.wantWriters || cfg.Results.Writers != tc.wantWriters {
+				t.Errorf("writers %d (events), %d (results), want %d", cfg.Events.Writers, cfg.Results.Writers, tc.wantWriters)
+			}
+			if tc.wantMaxConns != 0 && cfg.PG.MaxConns != tc.wantMaxConns {
+				t.Errorf("PostgreSQL pool of %d connections, want %d", cfg.PG.MaxConns, tc.wantMaxConns)
+			}
+		})
 	}
 }
 

@@ -30,9 +30,11 @@ func (c Config) StallAfter() time.Duration {
 // restarted.
 func (l *Loop) Stalled(now time.Time) error {
 	limit := l.cfg.StallAfter()
-	if since := l.writeSince.Load(); since != 0 {
-		if busy := now.Sub(time.Unix(0, since)); busy > limit {
-			return fmt.Errorf("write stuck for %s (more than %s)", busy.Round(time.Second), limit)
+	for i := range l.writeSince {
+		if since := l.writeSince[i].Load(); since != 0 {
+			if busy := now.Sub(time.Unix(0, since)); busy > limit {
+				return fmt.Errorf("write stuck for %s (more than %s)", busy.Round(time.Second), limit)
+			}
 		}
 	}
 	if last := l.fetchBeat.Load(); last != 0 {

@@ -42,10 +42,19 @@ type Config struct {
 	// memory, not the message counts.
 	MaxBatchBytes int
 	// MaxAckPending caps unacked messages on the consumer. Zero means
-	// (group + ⌈group/2⌉ + 2)·BatchSize (and at least 1000): a full group committing while half
-	// the next one and a batch more are fetched. With only (group+2)·BatchSize, the fetch could
-	// bring 2 batches while a group of 8 committed, and transactions averaged half a group.
+	// (writers·group + ⌈group/2⌉ + 2)·BatchSize (and at least 1000): a full group committing
+	// in each writer while half the next one and a batch more are fetched. With only
+	// (group+2)·BatchSize, the fetch could bring 2 batches while a group of 8 committed, and
+	// transactions averaged half a group.
 	MaxAckPending int
+
+	// Writers is how many transactions the write stage keeps in flight at once: each writer
+	// takes its own group of the batches waiting, commits it and settles it, so one group's
+	// transaction overlaps with the next one's. It needs a store that takes concurrent
+	// transactions of one projection (a ConcurrentStore: PostgreSQL, not SQLite, which has one
+	// writer). Zero (the default) means the store's choice: what its ConcurrentWriters says,
+	// else 1.
+	Writers int
 
 	// CompleteMemory caps the bytes a Completer added to records that the loop holds at once,
 	// from completing them to settling their batch (default 128 MiB): a batch whose records
@@ -115,14 +124,20 @@ func (c Config) groupBatches() int {
 	return min(max(GroupTarget/c.BatchSize, 1), 64)
 }
 
+// writers returns the effective Writers, once New has chosen the store's when it was 0.
+func (c Config) writers() int { return max(c.Writers, 1) }
+
 // maxAckPending returns the effective MaxAckPending.
 func (c Config) maxAckPending() int {
 	if c.MaxAckPending > 0 {
 		return c.MaxAckPending
 	}
 	g := c.groupBatches()
-	return max((g+(g+1)/2+2)*c.BatchSize, 1000)
+	return max((c.writers()*g+(g+1)/2+2)*c.BatchSize, 1000)
 }
+
+// MaxWriters is the most Writers a Config may have.
+const MaxWriters = 16
 
 // Validate reports the first setting that cannot work, as a *fault.FieldError naming its field
 // ("BatchSize"). JetStream refuses a Stream or Durable with whitespace, control characters, '.',
@@ -158,6 +173,8 @@ func (c Config) Validate() error {
 		return fault.Fieldf("AckWait", "%s must be at least twice MaxWait plus 5s, room for a slow commit", c.AckWait)
 	case c.MaxAckPending != 0 && c.MaxAckPending < 2*c.BatchSize:
 		return fault.Fieldf("MaxAckPending", "%d must be at least twice BatchSize (%d), or a Fetch is silently capped", c.MaxAckPending, c.BatchSize)
+	case c.Writers < 0 || c.Writers > MaxWriters:
+		return fault.Fieldf("Writers", "must be between 0 (the store's choice) and %d, not %d", MaxWriters, c.Writers)
 	case c.CompleteMemory < 0 || c.CompleteMemory > 0 && c.CompleteMemory < 1<<20:
 		return fault.Fieldf("CompleteMemory", "must be at least 1 MiB, not %d bytes", c.CompleteMemory)
 	case c.RetryInitial < time.Millisecond:

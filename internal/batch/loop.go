@@ -6,7 +6,8 @@
 //   - complete (complete.go): have a Completer fill in what records only refer to, within a
 //     memory budget, keeping the messages alive meanwhile;
 //   - write (write.go): take the batches waiting into one group and commit it in one
-//     transaction of the Store, pausing with backoff when it fails;
+//     transaction of the Store, pausing with backoff when it fails; Config.Writers such
+//     writers at once, for a store that takes concurrent transactions;
 //   - settle (settle.go): ack what was projected, terminate the dead letters, nak with a
 //     growing delay what could not be written.
 //
@@ -30,6 +31,8 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"fanin/internal/fault"
 )
 
 // Stats counts what a Loop has done since it started. The zero value is ready to use.
@@ -61,8 +64,8 @@ type Loop struct {
 	bound      atomic.Bool             // Run holds the durable
 	unhealthy  atomic.Pointer[error]   // why the durable cannot be trusted now; nil: it can
 	lastWrite  atomic.Pointer[writeOutcome]
-	fetchBeat  atomic.Int64 // unix nanoseconds of the fetch stage's latest heartbeat; 0: Run is not running
-	writeSince atomic.Int64 // unix nanoseconds when the write under way started; 0: none
+	fetchBeat  atomic.Int64   // unix nanoseconds of the fetch stage's latest heartbeat; 0: Run is not running
+	writeSince []atomic.Int64 // per writer, unix nanoseconds when its write under way started; 0: none
 
 	// Stats is updated as the loop runs; read it at any time.
 	Stats Stats
@@ -116,6 +119,10 @@ func New(cfg Config, js jetstream.JetStream, st Store, opts ...Option) *Loop {
 	for _, o := range opts {
 		o(l)
 	}
+	if l.cfg.Writers == 0 {
+		l.cfg.Writers = storeWriters(st)
+	}
+	l.writeSince = make([]atomic.Int64, l.cfg.writers())
 	l.log = l.log.With("projection", cfg.Kind.String(), "stream", cfg.Stream, "durable", cfg.Durable)
 	if l.completer != nil {
 		l.budget = newBudget(cfg.completeMemory())
@@ -134,12 +141,12 @@ func New(cfg Config, js jetstream.JetStream, st Store, opts ...Option) *Loop {
 	return l
 }
 
-// Config returns the loop's configuration.
+// Config returns the loop's configuration, with the Writers New chose when it was zero.
 func (l *Loop) Config() Config { return l.cfg }
 
 // Run binds the durable (waiting, with backoff, for its stream to exist) and projects batches
 // until ctx is cancelled: fetch → complete → write → settle. Fetching and completing the next
-// batches overlaps with writing the current one.
+// batches overlaps with writing the current ones (Writers transactions at once).
 //
 // Shutdown order, once ctx is cancelled: stop fetching (a Fetch under way ends within MaxWait),
 // write and settle every batch already fetched, return. Writes in that phase are not
@@ -150,6 +157,9 @@ func (l *Loop) Config() Config { return l.cfg }
 func (l *Loop) Run(ctx context.Context) error {
 	if err := l.cfg.Validate(); err != nil {
 		return err
+	}
+	if _, ok := l.store.(ConcurrentStore); !ok && l.cfg.Writers > 1 {
+		return fault.Fieldf("Writers", "%d: the store takes one transaction at a time", l.cfg.Writers)
 	}
 	l.heartbeat()
 	defer l.fetchBeat.Store(0)
@@ -169,13 +179,14 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	defer unregister()
 	l.obs.zero(ctx)
-	l.log.Info("projecting", "filter", l.cfg.FilterSubject, "batch", l.cfg.BatchSize, "wait", l.cfg.MaxWait)
+	l.log.Info("projecting", "filter", l.cfg.FilterSubject, "batch", l.cfg.BatchSize, "wait", l.cfg.MaxWait, "writers", l.cfg.writers())
 
 	// fctx ends the stages ahead of the write: with ctx, or when the durable turns out not to
 	// be this instance's to consume (its cause, then returned).
 	fctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	// Up to GroupBatches batches wait for the write stage, which takes them in one transaction.
+	// Up to GroupBatches batches wait for the write stage, whose next free writer takes them in
+	// one transaction.
 	completed := make(chan *fetched, l.cfg.groupBatches())
 	var wg sync.WaitGroup
 	if l.watchEvery > 0 {

@@ -2,6 +2,8 @@ package batch
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -28,9 +30,40 @@ func (f StoreFunc) Write(ctx context.Context, recs []codec.Record) (store.Report
 	return f(ctx, recs)
 }
 
-// writeStage writes each batch that comes in, grouped with those waiting behind it, and
-// settles its messages, until in is closed.
+// ConcurrentStore is a Store that takes several transactions of one projection at once: its
+// Write may be called again before an earlier call returned, on batches touching the same
+// rows, and leaves the tables as the calls one after the other would. PostgreSQL's store is
+// one; SQLite's, with one writer at a time, is not.
+type ConcurrentStore interface {
+	Store
+	// ConcurrentWriters is how many transactions of one projection it takes at once to best
+	// effect: the Writers a Config leaving it zero gets.
+	ConcurrentWriters() int
+}
+
+// storeWriters is the Writers a loop writing into st has by default: what st, when it is a
+// ConcurrentStore, says serves it best, else 1.
+func storeWriters(st Store) int {
+	if cs, ok := st.(ConcurrentStore); ok {
+		return min(max(cs.ConcurrentWriters(), 1), MaxWriters)
+	}
+	return 1
+}
+
+// writeStage runs the Writers of the loop, each writing and settling the batches it takes
+// from in, until in is closed and every batch taken is settled.
 func (l *Loop) writeStage(ctx context.Context, in <-chan *fetched) {
+	var wg sync.WaitGroup
+	for i := range l.writeSince {
+		wg.Go(func() { l.writer(ctx, in, &l.writeSince[i]) })
+	}
+	wg.Wait()
+}
+
+// writer writes each batch that comes in, grouped with those waiting behind it, and settles
+// its messages, until in is closed. since holds when its write under way started. Each writer
+// has a backoff of its own: the nak delays grow with its own failures in a row.
+func (l *Loop) writer(ctx context.Context, in <-chan *fetched, since *atomic.Int64) {
 	// Writes are never interrupted: a batch in hand at shutdown is committed and acked.
 	wctx := context.WithoutCancel(ctx)
 	bo := l.newBackoff(l.cfg.RetryMax)
@@ -45,10 +78,10 @@ func (l *Loop) writeStage(ctx context.Context, in <-chan *fetched) {
 			}
 		}
 		f = l.group(f, in)
-		if d, failed := l.write(wctx, f, bo); failed {
-			// The naked batch comes back after d, however long; the loop itself tries the next
-			// batch sooner, so the batches queued behind it are written (or naked) well within
-			// their AckWait instead of expiring unseen.
+		if d, failed := l.write(wctx, f, bo, since); failed {
+			// The naked batch comes back after d, however long; the writer itself tries the
+			// next batch sooner, so the batches queued behind it are written (or naked) well
+			// within their AckWait instead of expiring unseen.
 			next = l.pause(ctx, min(d, l.cfg.AckWait/3), in)
 		}
 	}
@@ -56,14 +89,15 @@ func (l *Loop) writeStage(ctx context.Context, in <-chan *fetched) {
 
 // write commits f in one transaction of the store and settles it: acks and terminations when
 // it committed, a nak with the next delay of bo when it failed (reported, with the delay).
-// The store's report is recorded here, once: metrics, spans and the loop's health.
-func (l *Loop) write(ctx context.Context, f *fetched, bo *backoff.ExponentialBackOff) (delay time.Duration, failed bool) {
-	l.writeSince.Store(time.Now().UnixNano())
-	defer l.writeSince.Store(0)
+// The store's report is recorded here, once: metrics, spans and the loop's health. since
+// holds the write's start while it lasts.
+func (l *Loop) write(ctx context.Context, f *fetched, bo *backoff.ExponentialBackOff, since *atomic.Int64) (delay time.Duration, failed bool) {
+	since.Store(time.Now().UnixNano())
+	defer since.Store(0)
 	pctx, span, start := l.obs.startProcess(ctx, f)
 	tctx, tspan, tstart := l.obs.startTransaction(pctx, len(f.recs))
 	rep, err := l.store.Write(tctx, f.recs)
-	l.lastWrite.Store(&writeOutcome{at: time.Now(), err: err})
+	l.wrote(&writeOutcome{at: time.Now(), err: err})
 	l.obs.wrote(tctx, tspan, tstart, rep, err)
 	if err != nil {
 		delay = bo.NextBackOff()
@@ -83,6 +117,17 @@ func (l *Loop) write(ctx context.Context, f *fetched, bo *backoff.ExponentialBac
 	}
 	l.obs.endProcess(pctx, span, start, errType)
 	return 0, false
+}
+
+// wrote records how a write ended as the latest outcome, unless a write that ended later (in
+// another writer) was recorded already.
+func (l *Loop) wrote(w *writeOutcome) {
+	for {
+		old := l.lastWrite.Load()
+		if old != nil && old.at.After(w.at) || l.lastWrite.CompareAndSwap(old, w) {
+			return
+		}
+	}
 }
 
 // group adds to f the batches already waiting in in, up to GroupBatches in all: while the

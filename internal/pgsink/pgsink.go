@@ -36,14 +36,18 @@ type Config struct {
 	// form. Whatever it leaves out comes from the PG* environment variables (PGHOST, PGUSER,
 	// PGPASSWORD, PGPASSFILE, PGSSLMODE, …) and ~/.pgpass, as with psql.
 	URL string
-	// MaxConns is the most connections the writer pool opens (default 4: the two projections
-	// write at once, the ledger and the commands need one more). Readiness probes use one
-	// connection of their own, never one of these.
+	// MaxConns is the most connections the writer pool opens (default 6: the two projections
+	// keep DefaultWriters transactions each in flight, the ledger and the commands need one
+	// more). Readiness probes use one connection of their own, never one of these.
 	MaxConns int
 }
 
+// DefaultWriters is how many transactions of one projection the store takes at once by
+// default (see ConcurrentWriters).
+const DefaultWriters = 2
+
 // DefaultConfig returns the settings fanin runs with unless told otherwise.
-func DefaultConfig() Config { return Config{MaxConns: 4} }
+func DefaultConfig() Config { return Config{MaxConns: 2*DefaultWriters + 2} }
 
 // Validate reports the first setting that cannot work, as a *fault.FieldError naming its field.
 func (c Config) Validate() error {
@@ -129,6 +133,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	return s, nil
 }
+
+// ConcurrentWriters is how many transactions of one projection serve the store best at once
+// (batch.ConcurrentStore): DefaultWriters. Concurrent batches are safe, as from several
+// replicas (see Write); two let PostgreSQL COPY and commit one group while fanin fetches and
+// sends the next.
+func (s *Store) ConcurrentWriters() int { return DefaultWriters }
 
 // Name is the database as it may be logged: user, hosts, port and database name, never the
 // password.
