@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,10 +44,11 @@ type options struct {
 	Plot         bool            `json:"plot"`
 	Out          string          `json:"out"`
 	Progress     bool            `json:"progress"`
-	InProcess    bool            `json:"in_process"`           // run the NATS server in this process
-	CPUProfile   string          `json:"cpuprofile,omitempty"` // CPU profile of the standard fanin run
-	TempDir      string          `json:"temp_dir,omitempty"`   // where the server and databases live ("" = os.TempDir())
-	Postgres     string          `json:"-"`                    // -pg: a server for the PostgreSQL modes (a user that may create databases)
+	InProcess    bool            `json:"in_process"`            // run the NATS server in this process
+	CPUProfile   string          `json:"cpuprofile,omitempty"`  // CPU profile of the standard fanin run
+	HeapProfile  string          `json:"heapprofile,omitempty"` // heap profile of the standard fanin run, at its peak
+	TempDir      string          `json:"temp_dir,omitempty"`    // where the server and databases live ("" = os.TempDir())
+	Postgres     string          `json:"-"`                     // -pg: a server for the PostgreSQL modes (a user that may create databases)
 }
 
 func defaultOptions() options {
@@ -109,6 +111,8 @@ type step struct {
 	wait    time.Duration
 	prefill int
 	profile string
+	// heapProfile is where the heap profile taken at the mode's heap peak goes ("": none).
+	heapProfile string
 }
 
 // plan lists the steps of a run: the standard modes at N (and fanin-output, with
@@ -124,7 +128,7 @@ func (o options) plan() []step {
 		s := step{mode: m, n: o.Batch, wait: o.Wait}
 		switch {
 		case m == modeFanin:
-			s.profile = o.CPUProfile
+			s.profile, s.heapProfile = o.CPUProfile, o.HeapProfile
 		case m == modeFaninOutput && o.CPUProfile != "":
 			s.profile = o.CPUProfile + ".output"
 		}
@@ -208,7 +212,7 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 		case modePerMessage:
 			res, err = perMessage(ctx, e, opts.PerMsgLimit)
 		case modeFanin, modeFaninTraced, modeFaninOutput, modeFaninLitestream:
-			res, err = fanin(ctx, e, s.mode, s.n, s.wait, s.prefill, s.profile)
+			res, err = fanin(ctx, e, s.mode, s.n, s.wait, s.prefill, s.profile, s.heapProfile)
 		case modeLive:
 			res, err = live(ctx, e, s.n, s.wait, opts.LiveRate, opts.LiveDuration)
 		case modePostgresNative:
@@ -274,10 +278,15 @@ func main() {
 	fs.BoolVar(&opts.Progress, "progress", false, "draw the progress bar even when stderr is not a terminal")
 	fs.BoolVar(&opts.InProcess, "inprocess", false, "run the NATS server in this process (its CPU, heap and writes then count as the ingester's)")
 	fs.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the standard fanin run to this file (and of fanin-output to FILE.output)")
+	fs.StringVar(&opts.HeapProfile, "heapprofile", "", "write a heap profile of the standard fanin run, taken at its heap peak, to this file (go tool pprof -sample_index=inuse_space)")
 	fs.StringVar(&opts.Postgres, "pg", os.Getenv("FANIN_BENCH_POSTGRES"), "PostgreSQL connection string for the postgres-native, postgres-sink and fanin-postgres modes\n(a user that may create databases; each mode gets its own, dropped after)")
 	fs.StringVar(&opts.TempDir, "tmp", "", "directory for the server's store and the databases (default: the system temp dir)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
+	}
+	if opts.HeapProfile != "" {
+		// Finer than the default 512 KiB, so that the objects of a message in flight show.
+		runtime.MemProfileRate = 64 << 10
 	}
 	var err error
 	opts.Modes = splitList(*modes)

@@ -248,7 +248,7 @@ func perMessage(ctx context.Context, e *env, limit int) (result, error) {
 // N, T and the sync mode are the run's. mode is fanin, fanin-traced (tracing on) or
 // fanin-output (the results loop on RESULTS_LARGE). The table holds prefill other rows
 // beforehand. It is done when every message is acked.
-func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, prefill int, profile string) (result, error) {
+func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, prefill int, profile, heapProfile string) (result, error) {
 	res := result{Mode: mode, N: n, Wait: wait, Prefill: prefill, Msgs: e.opts.PCs}
 	name := e.name(res.Mode, n)
 	path := e.dbPath(name)
@@ -354,11 +354,19 @@ func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, 
 		return nil
 	}
 	mt := e.startMeter(path)
+	if heapProfile != "" {
+		mt.profileHeap()
+	}
 	mt.begin()
 	err = runLoops(ctx, e, loops, uint64(res.Msgs), label, pauses)
 	mt.end()
 	stopProfile()
 	res.M = mt.stop()
+	if heapProfile != "" {
+		if err := os.WriteFile(heapProfile, mt.heapProfileBytes(), 0o644); err != nil {
+			return res, fmt.Errorf("heap profile: %w", err)
+		}
+	}
 	res.Txs = int(txs.Load())
 	if err != nil {
 		return res, err
