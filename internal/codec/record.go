@@ -36,7 +36,11 @@ type Record struct {
 	// writer's path); "" means not yet formatted.
 	RecordedAt string
 	Payload    []byte
-	Header     map[string][]string
+	// Header is the message's headers as a NATS header block, in the form dead letters keep
+	// them (store.EncodeHeader's); nil when it had none. Only a dead letter reads it, so the
+	// record keeps these few bytes rather than the client's map (several hundred bytes a
+	// message in flight).
+	Header []byte
 
 	Kind    Kind
 	Started Started // set when Kind is KindStarted and Poison is nil

@@ -433,12 +433,15 @@ func queueDeadLetters(b *pgx.Batch, recs []codec.Record, dead []int, reasons []e
 	})
 	for _, i := range sorted {
 		r := &recs[i]
-		payload := r.Payload
+		payload, header := r.Payload, r.Header
 		if payload == nil {
 			payload = []byte{} // an empty payload is an empty bytea, never NULL
 		}
+		if len(header) == 0 {
+			header = nil // no headers: NULL
+		}
 		b.Queue(insertDeadLetter, r.Stream, streamCreatedText(r.StreamCreated), int64(r.Seq), r.Subject,
-			reasons[i].Error(), payload, store.EncodeHeader(r.Header), r.RecordedAtText())
+			reasons[i].Error(), payload, header, r.RecordedAtText())
 	}
 }
 
