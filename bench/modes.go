@@ -220,7 +220,7 @@ func perMessage(ctx context.Context, e *env, limit int) (result, error) {
 		r := codec.Record{Payload: msg.Data(), Kind: codec.KindStarted}
 		r.Decode()
 		if r.Poison == nil {
-			if err := db.InsertInFlight(ctx, r.Started, md.Timestamp); err != nil {
+			if err := db.InsertInFlight(ctx, *r.Started, md.Timestamp); err != nil {
 				mt.stop()
 				return res, err
 			}

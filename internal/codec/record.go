@@ -42,9 +42,12 @@ type Record struct {
 	// message in flight).
 	Header []byte
 
-	Kind    Kind
-	Started Started // set when Kind is KindStarted and Poison is nil
-	Result  Result  // set when Kind is KindResult and Poison is nil
+	Kind Kind
+	// Started is set when Kind is KindStarted and Poison is nil, Result when Kind is
+	// KindResult and Poison is nil; otherwise they are nil. A record in flight holds only the
+	// event it is, not room for both.
+	Started *Started
+	Result  *Result
 	// Poison is non-nil when the payload can never succeed (a *PoisonError); the record is
 	// dead-lettered with Poison.Error() as the reason.
 	Poison error
@@ -54,11 +57,18 @@ type Record struct {
 // formats r.RecordedAt.
 func (r *Record) Decode() {
 	r.RecordedAt = FormatTime(r.Published)
+	r.Started, r.Result = nil, nil
 	switch r.Kind {
 	case KindStarted:
-		r.Started, r.Poison = DecodeStarted(r.Payload)
+		s, err := DecodeStarted(r.Payload)
+		if r.Poison = err; err == nil {
+			r.Started = &s
+		}
 	case KindResult:
-		r.Result, r.Poison = DecodeResult(r.Payload)
+		x, err := DecodeResult(r.Payload)
+		if r.Poison = err; err == nil {
+			r.Result = &x
+		}
 	default:
 		r.Poison = &PoisonError{Reason: "no projection for this message"}
 	}
