@@ -295,7 +295,6 @@ func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, 
 		txs.Add(int64(rep.Transactions))
 		return rep, err
 	})
-	loops := []*batch.Loop{batch.New(started, js, store, opts...)}
 	cfgs := []batch.Config{started}
 	if e.opts.Results {
 		results := batch.Results()
@@ -304,9 +303,14 @@ func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, 
 			results.Stream, results.FilterSubject = largeStream, largeFilter
 			res.Output = int64(largeCount(e.opts.PCs, e.opts.LargeOutput)) * int64(e.opts.LargeSize)
 		}
-		loops = append(loops, batch.New(results, js, store, append(opts, batch.WithCompleter(resolver))...))
 		cfgs = append(cfgs, results)
 		res.Msgs *= 2
+		// As cmd/ingest: the two projections of one store share one window.
+		opts = append(opts, batch.WithWindow(batch.SharedWindow(started, results)))
+	}
+	loops := []*batch.Loop{batch.New(started, js, store, opts...)}
+	if e.opts.Results {
+		loops = append(loops, batch.New(cfgs[1], js, store, append(opts, batch.WithCompleter(resolver))...))
 	}
 
 	stopProfile := func() {}

@@ -48,8 +48,12 @@ func (l *Loop) fetchStage(ctx context.Context, cons jetstream.Consumer, out chan
 	failing := false
 	for ctx.Err() == nil {
 		l.heartbeat()
+		if !l.acquire(ctx, l.cfg.BatchSize) {
+			return nil
+		}
 		start := time.Now()
 		msgs, err := l.fetch(cons)
+		l.release(l.cfg.BatchSize - len(msgs))
 		l.obs.received(start, len(msgs), err)
 		if f := l.decode(msgs); f != nil {
 			// The write stage drains until out is closed: sending never blocks for good.
@@ -131,6 +135,7 @@ func (l *Loop) decode(msgs []jetstream.Msg) *fetched {
 		if err != nil {
 			l.log.Error("message without JetStream metadata: terminating it", "subject", m.Subject(), "err", err)
 			m.Term()
+			l.release(1)
 			st.terminated++
 			continue
 		}

@@ -48,6 +48,7 @@ type Loop struct {
 	store     Store
 	completer Completer
 	budget    *budget // of what completer holds; nil without one
+	window    *Window // shared with the other loops of the store; nil: none
 	bind      BindOptions
 	log       *slog.Logger
 
@@ -149,6 +150,9 @@ func (l *Loop) Config() Config { return l.cfg }
 // metric callbacks) has ended when it returns.
 func (l *Loop) Run(ctx context.Context) error {
 	if err := l.cfg.Validate(); err != nil {
+		return err
+	}
+	if err := l.checkWindow(); err != nil {
 		return err
 	}
 	l.heartbeat()
