@@ -56,21 +56,23 @@ type Record struct {
 // Decode fills r.Started or r.Result from r.Payload according to r.Kind, or sets r.Poison, and
 // formats r.RecordedAt.
 func (r *Record) Decode() {
-	r.RecordedAt = FormatTime(r.Published)
-	r.Started, r.Result = nil, nil
+	r.Started, r.Result, r.RecordedAt = nil, nil, ""
 	switch r.Kind {
 	case KindStarted:
-		s, err := DecodeStarted(r.Payload)
+		s, at, err := decodeStarted(r.Payload, &r.Published)
 		if r.Poison = err; err == nil {
-			r.Started = &s
+			r.Started, r.RecordedAt = &s, at
 		}
 	case KindResult:
-		x, err := DecodeResult(r.Payload)
+		x, at, err := decodeResult(r.Payload, &r.Published)
 		if r.Poison = err; err == nil {
-			r.Result = &x
+			r.Result, r.RecordedAt = &x, at
 		}
 	default:
 		r.Poison = &PoisonError{Reason: "no projection for this message"}
+	}
+	if r.RecordedAt == "" { // a poison record: its dead letter needs it
+		r.RecordedAt = FormatTime(r.Published)
 	}
 }
 
