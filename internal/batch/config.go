@@ -45,6 +45,7 @@ type Config struct {
 	// (group + ⌈group/2⌉ + 2)·BatchSize (and at least 1000): a full group committing while half
 	// the next one and a batch more are fetched. With only (group+2)·BatchSize, the fetch could
 	// bring 2 batches while a group of 8 committed, and transactions averaged half a group.
+	// Loops given one Window (WithWindow) hold no more than it between them besides.
 	MaxAckPending int
 
 	// CompleteMemory caps the bytes a Completer added to records that the loop holds at once,
