@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,11 +45,12 @@ type options struct {
 	Plot         bool            `json:"plot"`
 	Out          string          `json:"out"`
 	Progress     bool            `json:"progress"`
-	InProcess    bool            `json:"in_process"`           // run the NATS server in this process
-	CPUProfile   string          `json:"cpuprofile,omitempty"` // CPU profile of the standard fanin run
-	TempDir      string          `json:"temp_dir,omitempty"`   // where the server and databases live ("" = os.TempDir())
-	Postgres     string          `json:"-"`                    // -pg: a server for the PostgreSQL modes (a user that may create databases)
-	PGWriters    []int           `json:"pg_writers,omitempty"` // -pg-writers: fanin-postgres's batch.Config.Writers, one run each (0: the store's choice, as ingest run)
+	InProcess    bool            `json:"in_process"`            // run the NATS server in this process
+	CPUProfile   string          `json:"cpuprofile,omitempty"`  // CPU profile of the standard fanin run
+	HeapProfile  string          `json:"heapprofile,omitempty"` // heap profile of the standard fanin run, at its peak
+	TempDir      string          `json:"temp_dir,omitempty"`    // where the server and databases live ("" = os.TempDir())
+	Postgres     string          `json:"-"`                     // -pg: a server for the PostgreSQL modes (a user that may create databases)
+	PGWriters    []int           `json:"pg_writers,omitempty"`  // -pg-writers: fanin-postgres's batch.Config.Writers, one run each (0: the store's choice, as ingest run)
 }
 
 func defaultOptions() options {
@@ -117,6 +119,8 @@ type step struct {
 	prefill int
 	profile string
 	writers int // fanin-postgres: batch.Config.Writers (0: the store's choice)
+	// heapProfile is where the heap profile taken at the mode's heap peak goes ("": none).
+	heapProfile string
 }
 
 // plan lists the steps of a run: the standard modes at N (and fanin-output, with
@@ -132,7 +136,7 @@ func (o options) plan() []step {
 		s := step{mode: m, n: o.Batch, wait: o.Wait}
 		switch {
 		case m == modeFanin:
-			s.profile = o.CPUProfile
+			s.profile, s.heapProfile = o.CPUProfile, o.HeapProfile
 		case m == modeFaninOutput && o.CPUProfile != "":
 			s.profile = o.CPUProfile + ".output"
 		case m == modeFaninPostgres && len(o.PGWriters) > 0:
@@ -230,7 +234,7 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 		case modePerMessage:
 			res, err = perMessage(ctx, e, opts.PerMsgLimit)
 		case modeFanin, modeFaninTraced, modeFaninOutput, modeFaninLitestream:
-			res, err = fanin(ctx, e, s.mode, s.n, s.wait, s.prefill, s.profile)
+			res, err = fanin(ctx, e, s.mode, s.n, s.wait, s.prefill, s.profile, s.heapProfile)
 		case modeLive:
 			res, err = live(ctx, e, s.n, s.wait, opts.LiveRate, opts.LiveDuration)
 		case modePostgresNative:
@@ -296,12 +300,17 @@ func main() {
 	fs.BoolVar(&opts.Progress, "progress", false, "draw the progress bar even when stderr is not a terminal")
 	fs.BoolVar(&opts.InProcess, "inprocess", false, "run the NATS server in this process (its CPU, heap and writes then count as the ingester's)")
 	fs.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the standard fanin run to this file (and of fanin-output to FILE.output)")
+	fs.StringVar(&opts.HeapProfile, "heapprofile", "", "write a heap profile of the standard fanin run, taken at its heap peak, to this file (go tool pprof -sample_index=inuse_space)")
 	fs.StringVar(&opts.Postgres, "pg", os.Getenv("FANIN_BENCH_POSTGRES"), "PostgreSQL connection string for the postgres-native, postgres-sink and fanin-postgres modes\n(a user that may create databases; each mode gets its own, dropped after)")
 	pgWriters := fs.String("pg-writers", "", `transactions fanin-postgres keeps in flight (batch.Config.Writers, ingest's --db-writers), e.g. "1,2":
 fanin-postgres then runs once per value, the values in turn first; unset or 0: the store's choice, as ingest run makes it`)
 	fs.StringVar(&opts.TempDir, "tmp", "", "directory for the server's store and the databases (default: the system temp dir)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
+	}
+	if opts.HeapProfile != "" {
+		// Finer than the default 512 KiB, so that the objects of a message in flight show.
+		runtime.MemProfileRate = 64 << 10
 	}
 	var err error
 	opts.Modes = splitList(*modes)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -57,8 +58,10 @@ type meter struct {
 
 	samples []metrics.Sample
 	peak    atomic.Uint64
-	quit    chan struct{}
-	wg      sync.WaitGroup
+	// heapProfile, when set, holds the heap profile the sampler took nearest the peak.
+	heapProfile atomic.Pointer[bytes.Buffer]
+	quit        chan struct{}
+	wg          sync.WaitGroup
 }
 
 // startMeter collects garbage (so one mode's garbage does not count against the next), then
@@ -80,15 +83,35 @@ func startMeter(srv *natsServer, files ...string) *meter {
 	return m
 }
 
+// profileHeap has the sampler take a heap profile each time the heap grows 1 MiB past the
+// last one it took; after stop, heapProfileBytes returns the last.
+func (m *meter) profileHeap() { m.heapProfile.Store(new(bytes.Buffer)) }
+
+// heapProfileBytes returns the heap profile taken nearest the peak, or nil. Call it after stop.
+func (m *meter) heapProfileBytes() []byte {
+	if b := m.heapProfile.Load(); b != nil {
+		return b.Bytes()
+	}
+	return nil
+}
+
 func (m *meter) sampleHeap() {
 	defer m.wg.Done()
 	s := []metrics.Sample{{Name: metricHeapObjects}}
 	t := time.NewTicker(heapSampleEvery)
 	defer t.Stop()
+	var profiled uint64
 	for {
 		metrics.Read(s)
 		if v := s[0].Value.Uint64(); v > m.peak.Load() {
 			m.peak.Store(v) // only this goroutine stores
+			if b := m.heapProfile.Load(); b != nil && v > profiled+1<<20 {
+				// The profile's in-use figures are those of the last collection: what was
+				// live as the heap grew towards this peak.
+				b.Reset()
+				pprof.Lookup("heap").WriteTo(b, 0)
+				profiled = v
+			}
 		}
 		select {
 		case <-m.quit:

@@ -222,7 +222,7 @@ func perMessage(ctx context.Context, e *env, limit int) (result, error) {
 		r := codec.Record{Payload: msg.Data(), Kind: codec.KindStarted}
 		r.Decode()
 		if r.Poison == nil {
-			if err := db.InsertInFlight(ctx, r.Started, md.Timestamp); err != nil {
+			if err := db.InsertInFlight(ctx, *r.Started, md.Timestamp); err != nil {
 				mt.stop()
 				return res, err
 			}
@@ -250,7 +250,7 @@ func perMessage(ctx context.Context, e *env, limit int) (result, error) {
 // N, T and the sync mode are the run's. mode is fanin, fanin-traced (tracing on) or
 // fanin-output (the results loop on RESULTS_LARGE). The table holds prefill other rows
 // beforehand. It is done when every message is acked.
-func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, prefill int, profile string) (result, error) {
+func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, prefill int, profile, heapProfile string) (result, error) {
 	res := result{Mode: mode, N: n, Wait: wait, Prefill: prefill, Msgs: e.opts.PCs}
 	name := e.name(res.Mode, n)
 	path := e.dbPath(name)
@@ -297,7 +297,6 @@ func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, 
 		txs.Add(int64(rep.Transactions))
 		return rep, err
 	})
-	loops := []*batch.Loop{batch.New(started, js, store, opts...)}
 	cfgs := []batch.Config{started}
 	if e.opts.Results {
 		results := batch.Results()
@@ -306,9 +305,14 @@ func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, 
 			results.Stream, results.FilterSubject = largeStream, largeFilter
 			res.Output = int64(largeCount(e.opts.PCs, e.opts.LargeOutput)) * int64(e.opts.LargeSize)
 		}
-		loops = append(loops, batch.New(results, js, store, append(opts, batch.WithCompleter(resolver))...))
 		cfgs = append(cfgs, results)
 		res.Msgs *= 2
+		// As cmd/ingest: the two projections of one store share one window.
+		opts = append(opts, batch.WithWindow(batch.SharedWindow(started, results)))
+	}
+	loops := []*batch.Loop{batch.New(started, js, store, opts...)}
+	if e.opts.Results {
+		loops = append(loops, batch.New(cfgs[1], js, store, append(opts, batch.WithCompleter(resolver))...))
 	}
 
 	stopProfile := func() {}
@@ -356,11 +360,19 @@ func fanin(ctx context.Context, e *env, mode string, n int, wait time.Duration, 
 		return nil
 	}
 	mt := e.startMeter(path)
+	if heapProfile != "" {
+		mt.profileHeap()
+	}
 	mt.begin()
 	err = runLoops(ctx, e, loops, uint64(res.Msgs), label, pauses)
 	mt.end()
 	stopProfile()
 	res.M = mt.stop()
+	if heapProfile != "" {
+		if err := os.WriteFile(heapProfile, mt.heapProfileBytes(), 0o644); err != nil {
+			return res, fmt.Errorf("heap profile: %w", err)
+		}
+	}
 	res.Txs = int(txs.Load())
 	if err != nil {
 		return res, err

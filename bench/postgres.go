@@ -148,7 +148,7 @@ func postgresNative(ctx context.Context, e *env) (result, error) {
 		rows := make([][]any, len(recs))
 		for i := range recs {
 			recs[i].Decode()
-			r, _, _ := project.ApplyStarted(nil, &recs[i].Started, recs[i].RecordedAtText())
+			r, _, _ := project.ApplyStarted(nil, recs[i].Started, recs[i].RecordedAtText())
 			rows[i] = []any{r.ResultID, r.RequestID, r.ExecID, r.PCID, r.StartedAt, r.RecordedAt, r.JobID, r.Version}
 		}
 		chunks = append(chunks, rows)

@@ -113,6 +113,12 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err er
 	if a.tel.Metrics() {
 		opts = append(opts, batch.WithMeterProvider(a.tel.MeterProvider))
 	}
+	// SQLite commits one transaction at a time: the two projections share one window of
+	// messages in flight (one and a half times what either alone may hold), not one each.
+	// PostgreSQL's writers commit side by side, each projection within its own MaxAckPending.
+	if _, concurrent := a.db.(batch.ConcurrentStore); !concurrent {
+		opts = append(opts, batch.WithWindow(batch.SharedWindow(cfg.Events, cfg.Results)))
+	}
 	a.loops = []*batch.Loop{
 		batch.New(cfg.Events, a.js, a.db,
 			append(opts, a.streamCreator(broker.EventsStream(cfg.Events.Stream)))...),

@@ -35,7 +35,9 @@ func newFakeOutput(size int64) *fakeOutput {
 	return &fakeOutput{size: size, attempts: map[string]int{}, times: map[string][]time.Time{}}
 }
 
-func (f *fakeOutput) needs(r codec.Record) bool { return strings.HasPrefix(r.Result.ResultID, "big-") }
+func (f *fakeOutput) needs(r codec.Record) bool {
+	return r.Result != nil && strings.HasPrefix(r.Result.ResultID, "big-")
+}
 
 func (f *fakeOutput) Sizes(ctx context.Context, recs []codec.Record) ([]int64, []error) {
 	f.mu.Lock()

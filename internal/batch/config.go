@@ -45,7 +45,8 @@ type Config struct {
 	// (writers·group + ⌈group/2⌉ + 2)·BatchSize (and at least 1000): a full group committing
 	// in each writer while half the next one and a batch more are fetched. With only
 	// (group+2)·BatchSize, the fetch could bring 2 batches while a group of 8 committed, and
-	// transactions averaged half a group.
+	// transactions averaged half a group. Loops given one Window (WithWindow) hold no more
+	// than it between them besides.
 	MaxAckPending int
 
 	// Writers is how many transactions the write stage keeps in flight at once: each writer

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"fanin/internal/codec"
+	"fanin/internal/store"
 )
 
 // fetched is one batch on its way through the stages: its messages and their records, same
@@ -47,8 +48,12 @@ func (l *Loop) fetchStage(ctx context.Context, cons jetstream.Consumer, out chan
 	failing := false
 	for ctx.Err() == nil {
 		l.heartbeat()
+		if !l.acquire(ctx, l.cfg.BatchSize) {
+			return nil
+		}
 		start := time.Now()
 		msgs, err := l.fetch(cons)
+		l.release(l.cfg.BatchSize - len(msgs))
 		l.obs.received(start, len(msgs), err)
 		if f := l.decode(msgs); f != nil {
 			// The write stage drains until out is closed: sending never blocks for good.
@@ -107,12 +112,21 @@ func (l *Loop) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
 
 // decode turns messages into decoded records; it returns nil when none is left. Messages that
 // are not JetStream messages are terminated: they can be neither acked nor recorded.
+//
+// The records keep only what their ack and a dead letter need: the header blocks and payloads
+// of the batch are copied into one buffer, so the client's message buffers and header maps are
+// left to the collector once decoded.
 func (l *Loop) decode(msgs []jetstream.Msg) *fetched {
 	if len(msgs) == 0 {
 		return nil
 	}
 	st := stageTiming{stage: stageDecode, start: time.Now()}
 	f := &fetched{msgs: make([]msgRef, 0, len(msgs)), recs: make([]codec.Record, 0, len(msgs))}
+	size := 0
+	for _, m := range msgs {
+		size += store.HeaderLen(m.Headers()) + len(m.Data())
+	}
+	buf := make([]byte, 0, size)
 	var pending uint64
 	redelivered := 0
 	created := l.binding.Load().StreamCreated
@@ -121,11 +135,22 @@ func (l *Loop) decode(msgs []jetstream.Msg) *fetched {
 		if err != nil {
 			l.log.Error("message without JetStream metadata: terminating it", "subject", m.Subject(), "err", err)
 			m.Term()
+			l.release(1)
 			st.terminated++
 			continue
 		}
 		if md.NumDelivered > 1 {
 			redelivered++
+		}
+		// The header block, then the payload, each capped so that appending to one never
+		// writes over the next. buf has room for both: it never moves.
+		h := len(buf)
+		buf = store.AppendHeader(buf, m.Headers())
+		p := len(buf)
+		buf = append(buf, m.Data()...)
+		header, payload := buf[h:p:p], buf[p:len(buf):len(buf)]
+		if h == p {
+			header = nil // no headers: SQL NULL
 		}
 		r := codec.Record{
 			Stream:        md.Stream,
@@ -133,15 +158,15 @@ func (l *Loop) decode(msgs []jetstream.Msg) *fetched {
 			StreamCreated: created,
 			Subject:       m.Subject(),
 			Published:     md.Timestamp,
-			Payload:       m.Data(),
-			Header:        m.Headers(),
+			Payload:       payload,
+			Header:        header,
 			Kind:          l.cfg.Kind,
 		}
 		r.Decode()
 		pending = md.NumPending
 		ref := msgRef{reply: m.Reply()}
 		if l.tp != nil {
-			if sc := l.obs.producerContext(r.Header); sc.IsValid() {
+			if sc := l.obs.producerContext(m.Headers()); sc.IsValid() {
 				ref.link = &sc
 			}
 		}

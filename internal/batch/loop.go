@@ -51,6 +51,7 @@ type Loop struct {
 	store     Store
 	completer Completer
 	budget    *budget // of what completer holds; nil without one
+	window    *Window // shared with the other loops of the store; nil: none
 	bind      BindOptions
 	log       *slog.Logger
 
@@ -160,6 +161,9 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	if _, ok := l.store.(ConcurrentStore); !ok && l.cfg.Writers > 1 {
 		return fault.Fieldf("Writers", "%d: the store takes one transaction at a time", l.cfg.Writers)
+	}
+	if err := l.checkWindow(); err != nil {
+		return err
 	}
 	l.heartbeat()
 	defer l.fetchBeat.Store(0)

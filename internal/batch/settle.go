@@ -36,6 +36,7 @@ func (l *Loop) settle(ctx context.Context, span trace.Span, f *fetched, dead []s
 		// Ack is fire-and-forget: a lost ack only means a redelivery, which changes nothing.
 		ack(l.nc, m)
 	}
+	l.release(len(f.msgs))
 	acked := len(f.msgs) - len(why)
 	l.Stats.Acked.Add(uint64(acked))
 	l.Stats.DeadLettered.Add(uint64(len(why)))
@@ -51,6 +52,7 @@ func (l *Loop) nak(msgs []msgRef, d time.Duration) {
 		nakWithDelay(l.nc, m, d)
 	}
 	l.Stats.Naked.Add(uint64(len(msgs)))
+	l.release(len(msgs))
 }
 
 // inProgress tells the server msgs are still being worked on, resetting their AckWait.

@@ -123,3 +123,26 @@ func BenchmarkFormatTime(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRecordDecode decodes records as the fetch stage does: the event, and the
+// recorded_at text. B/op is what a record in flight holds besides the Record itself.
+func BenchmarkRecordDecode(b *testing.B) {
+	published := time.Date(2026, 5, 20, 12, 0, 0, 123456789, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		kind    Kind
+		payload string
+	}{{"started", KindStarted, realStarted}, {"result", KindResult, realResult}} {
+		b.Run(tc.name, func(b *testing.B) {
+			payload := []byte(tc.payload)
+			b.ReportAllocs()
+			for b.Loop() {
+				r := Record{Kind: tc.kind, Payload: payload, Published: published}
+				r.Decode()
+				if r.Poison != nil {
+					b.Fatal(r.Poison)
+				}
+			}
+		})
+	}
+}

@@ -36,11 +36,18 @@ type Record struct {
 	// writer's path); "" means not yet formatted.
 	RecordedAt string
 	Payload    []byte
-	Header     map[string][]string
+	// Header is the message's headers as a NATS header block, in the form dead letters keep
+	// them (store.EncodeHeader's); nil when it had none. Only a dead letter reads it, so the
+	// record keeps these few bytes rather than the client's map (several hundred bytes a
+	// message in flight).
+	Header []byte
 
-	Kind    Kind
-	Started Started // set when Kind is KindStarted and Poison is nil
-	Result  Result  // set when Kind is KindResult and Poison is nil
+	Kind Kind
+	// Started is set when Kind is KindStarted and Poison is nil, Result when Kind is
+	// KindResult and Poison is nil; otherwise they are nil. A record in flight holds only the
+	// event it is, not room for both.
+	Started *Started
+	Result  *Result
 	// Poison is non-nil when the payload can never succeed (a *PoisonError); the record is
 	// dead-lettered with Poison.Error() as the reason.
 	Poison error
@@ -49,14 +56,23 @@ type Record struct {
 // Decode fills r.Started or r.Result from r.Payload according to r.Kind, or sets r.Poison, and
 // formats r.RecordedAt.
 func (r *Record) Decode() {
-	r.RecordedAt = FormatTime(r.Published)
+	r.Started, r.Result, r.RecordedAt = nil, nil, ""
 	switch r.Kind {
 	case KindStarted:
-		r.Started, r.Poison = DecodeStarted(r.Payload)
+		s, at, err := decodeStarted(r.Payload, &r.Published)
+		if r.Poison = err; err == nil {
+			r.Started, r.RecordedAt = &s, at
+		}
 	case KindResult:
-		r.Result, r.Poison = DecodeResult(r.Payload)
+		x, at, err := decodeResult(r.Payload, &r.Published)
+		if r.Poison = err; err == nil {
+			r.Result, r.RecordedAt = &x, at
+		}
 	default:
 		r.Poison = &PoisonError{Reason: "no projection for this message"}
+	}
+	if r.RecordedAt == "" { // a poison record: its dead letter needs it
+		r.RecordedAt = FormatTime(r.Published)
 	}
 }
 

@@ -123,6 +123,14 @@ func resultField(key []byte) int {
 // result_id that is absent, null or "" is derived with LegacyResultID from
 // request_id and pc_id.
 func DecodeResult(data []byte) (Result, error) {
+	r, _, err := decodeResult(data, nil)
+	return r, err
+}
+
+// decodeResult is DecodeResult that also returns FormatTime(*recordedAt) (""
+// when recordedAt is nil), formatted into the string that holds the result's
+// texts: one allocation for all of them.
+func decodeResult(data []byte, recordedAt *time.Time) (Result, string, error) {
 	var buf [arenaSize]byte
 	arena := buf[:0]
 	s := scanner{data: data}
@@ -154,16 +162,20 @@ func DecodeResult(data []byte) (Result, error) {
 		}
 	}
 	if err := s.finish(); err != nil {
-		return Result{}, err
+		return Result{}, "", err
 	}
 	if err := missing(seen, resultRequired, resultNames); err != nil {
-		return Result{}, err
+		return Result{}, "", err
 	}
 	if spans[rResultID].empty() {
 		start := len(arena)
 		req, pc := spans[rRequestID], spans[rPCID]
 		arena = appendLegacyResultID(arena, arena[req.start:req.end], arena[pc.start:pc.end])
 		spans[rResultID] = span{start, len(arena)}
+	}
+	end := len(arena)
+	if recordedAt != nil {
+		arena = appendTime(arena, *recordedAt)
 	}
 	str := string(arena)
 	r.ResultID = spans[rResultID].in(str)
@@ -176,5 +188,5 @@ func DecodeResult(data []byte) (Result, error) {
 	r.StdoutObject = spans[rStdoutObject].in(str)
 	r.StderrObject = spans[rStderrObject].in(str)
 	r.ManifestID = spans[rManifestID].in(str)
-	return r, nil
+	return r, str[end:], nil
 }

@@ -59,6 +59,14 @@ func startedField(key []byte) int {
 // DecodeStarted parses one EventStarted payload. Any error it returns is a
 // *PoisonError (and matches ErrPoison): the payload can never decode.
 func DecodeStarted(data []byte) (Started, error) {
+	s, _, err := decodeStarted(data, nil)
+	return s, err
+}
+
+// decodeStarted is DecodeStarted that also returns FormatTime(*recordedAt) (""
+// when recordedAt is nil), formatted into the string that holds the event's
+// texts: one allocation for all of them.
+func decodeStarted(data []byte, recordedAt *time.Time) (Started, string, error) {
 	var buf [arenaSize]byte
 	arena := buf[:0]
 	s := scanner{data: data}
@@ -83,10 +91,14 @@ func DecodeStarted(data []byte) (Started, error) {
 		}
 	}
 	if err := s.finish(); err != nil {
-		return Started{}, err
+		return Started{}, "", err
 	}
 	if err := missing(seen, 1<<sFieldCount-1, startedNames); err != nil {
-		return Started{}, err
+		return Started{}, "", err
+	}
+	end := len(arena)
+	if recordedAt != nil {
+		arena = appendTime(arena, *recordedAt)
 	}
 	str := string(arena)
 	return Started{
@@ -97,5 +109,5 @@ func DecodeStarted(data []byte) (Started, error) {
 		StartedAt:  at,
 		ManifestID: spans[sManifestID].in(str),
 		Version:    spans[sVersion].in(str),
-	}, nil
+	}, str[end:], nil
 }

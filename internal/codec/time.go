@@ -17,30 +17,31 @@ const TimeLayout = "2006-01-02T15:04:05.000000Z"
 // year 10000), so every decoded time formats fixed-width; a time from
 // elsewhere (a JetStream timestamp) is the caller's to check.
 func FormatTime(t time.Time) string {
+	var b [len(TimeLayout)]byte
+	return string(appendTime(b[:0], t))
+}
+
+// appendTime appends FormatTime(t) to dst.
+func appendTime(dst []byte, t time.Time) []byte {
 	if !inTimeRange(t) {
-		return t.UTC().Format(TimeLayout)
+		return t.UTC().AppendFormat(dst, TimeLayout)
 	}
 	// Fixed-width: the digits written straight, as Format would (it walks the layout
 	// chunk by chunk, and every row formats two or three times on the writer's path).
 	u := t.UTC()
 	year, month, day := u.Date()
 	hour, minute, sec := u.Clock()
-	var b [len(TimeLayout)]byte
+	n := len(dst)
+	dst = append(dst, "0000-00-00T00:00:00.000000Z"...)
+	b := dst[n:]
 	digits(b[0:4], year)
-	b[4] = '-'
 	digits(b[5:7], int(month))
-	b[7] = '-'
 	digits(b[8:10], day)
-	b[10] = 'T'
 	digits(b[11:13], hour)
-	b[13] = ':'
 	digits(b[14:16], minute)
-	b[16] = ':'
 	digits(b[17:19], sec)
-	b[19] = '.'
 	digits(b[20:26], u.Nanosecond()/1000)
-	b[26] = 'Z'
-	return string(b[:])
+	return dst
 }
 
 // digits writes v, zero-padded, into all of b.

@@ -258,7 +258,7 @@ func (v *Resolver) Complete(ctx context.Context, recs []codec.Record) (errs []er
 		if errs != nil && errs[jb.rec] != nil || !out[j].found {
 			continue
 		}
-		r := &recs[jb.rec].Result
+		r := recs[jb.rec].Result
 		if jb.field == "stdout" {
 			r.Stdout = out[j].text
 		} else {
@@ -270,7 +270,7 @@ func (v *Resolver) Complete(ctx context.Context, recs []codec.Record) (errs []er
 		if errs != nil && errs[jb.rec] != nil || out[j].note == "" {
 			continue
 		}
-		r := &recs[jb.rec].Result
+		r := recs[jb.rec].Result
 		r.Stderr = appendLine(r.Stderr, out[j].note)
 		notFound = append(notFound, jb.key)
 	}

@@ -43,7 +43,7 @@ func setup(t *testing.T, objects map[string]string) (jetstream.JetStream, jetstr
 
 // result returns a decoded result record naming the given objects.
 func result(id, stdout, stderr, stdoutObject, stderrObject string) codec.Record {
-	return codec.Record{Kind: codec.KindResult, Result: codec.Result{ResultID: id,
+	return codec.Record{Kind: codec.KindResult, Result: &codec.Result{ResultID: id,
 		Stdout: stdout, Stderr: stderr, StdoutObject: stdoutObject, StderrObject: stderrObject}}
 }
 

@@ -31,7 +31,7 @@ type pub struct {
 
 func (p *pub) record() codec.Record {
 	r := record(p.kind, p.seq, p.payload, p.published)
-	r.Header = p.header
+	r.Header = store.EncodeHeader(p.header)
 	return r
 }
 

@@ -441,13 +441,16 @@ func queueDeadLetters(b *pgx.Batch, recs []codec.Record, dead []int, reasons []e
 	})
 	for _, i := range sorted {
 		r := &recs[i]
-		payload := r.Payload
+		payload, header := r.Payload, r.Header
 		if payload == nil {
 			payload = []byte{} // an empty payload is an empty bytea, never NULL
 		}
 		b.Queue(lockDeadLetter, lockKey(fmt.Sprintf("dead-letter/%s/%d", r.Stream, r.Seq)))
+		if len(header) == 0 {
+			header = nil // no headers: NULL
+		}
 		b.Queue(insertDeadLetter, r.Stream, streamCreatedText(r.StreamCreated), int64(r.Seq), r.Subject,
-			reasons[i].Error(), payload, store.EncodeHeader(r.Header), r.RecordedAtText())
+			reasons[i].Error(), payload, header, r.RecordedAtText())
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"fanin/internal/codec"
 	"fanin/internal/fault"
+	"fanin/internal/store"
 )
 
 func TestWriteProjectsARunAndCountsItOnce(t *testing.T) {
@@ -45,7 +46,7 @@ func TestPoisonIsDeadLetteredByteForByte(t *testing.T) {
 	s, _ := newStore(t)
 	payload := []byte("{\"pc_id\":\"\xff\xfe\x00\"}")
 	p := record(codec.KindResult, 7, payload, t0)
-	p.Header = map[string][]string{"Nats-Msg-Id": {"m-7"}, "X-Bin": {"a\xffb"}}
+	p.Header = store.EncodeHeader(map[string][]string{"Nats-Msg-Id": {"m-7"}, "X-Bin": {"a\xffb"}})
 	empty := record(codec.KindStarted, 8, nil, t0)
 	rep := mustWrite(t, s, p, empty, p) // p redelivered in the same batch: one row
 	if len(rep.DeadLetters) != 3 {

@@ -60,10 +60,10 @@ func Merge(recs []codec.Record, idx []int, entries map[string]*Entry) Deltas {
 			bump    *Outcome
 		)
 		if r.Kind == codec.KindStarted {
-			next, changed, bump = ApplyStarted(cur, &r.Started, r.RecordedAtText())
+			next, changed, bump = ApplyStarted(cur, r.Started, r.RecordedAtText())
 			execs.For(r.Started.ExecID).Started = true
 		} else {
-			next, changed, bump = ApplyResult(cur, &r.Result, r.RecordedAtText())
+			next, changed, bump = ApplyResult(cur, r.Result, r.RecordedAtText())
 		}
 		if !changed {
 			e.Unchanged++ // a record that changes nothing found a row

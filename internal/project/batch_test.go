@@ -12,12 +12,12 @@ import (
 var t0 = time.Date(2026, 5, 20, 12, 0, 0, 0, time.UTC)
 
 func started(id, exec string, at time.Duration) codec.Record {
-	return codec.Record{Kind: codec.KindStarted, Published: t0.Add(at), Started: codec.Started{
+	return codec.Record{Kind: codec.KindStarted, Published: t0.Add(at), Started: &codec.Started{
 		ResultID: id, RequestID: "req", ExecID: exec, PCID: "PC-" + id, StartedAt: t0, Version: "1.0"}}
 }
 
 func result(id, exec string, exit int32, at time.Duration) codec.Record {
-	return codec.Record{Kind: codec.KindResult, Published: t0.Add(at), Result: codec.Result{
+	return codec.Record{Kind: codec.KindResult, Published: t0.Add(at), Result: &codec.Result{
 		ResultID: id, RequestID: "req", ExecID: exec, PCID: "PC-" + id, ExitCode: exit,
 		Stdout: "out " + id, StartedAt: t0, FinishedAt: t0.Add(time.Second)}}
 }

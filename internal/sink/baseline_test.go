@@ -41,7 +41,7 @@ func TestInsertInFlight(t *testing.T) {
 				mustWrite(t, s, x.record(t, uint64(i+1), t0))
 			}
 			before := readExecution(t, s, testExec)
-			e := started("r1", "pc1").record(t, 1, published).Started
+			e := *started("r1", "pc1").record(t, 1, published).Started
 			for range tt.inserts {
 				if err := s.InsertInFlight(ctx, e, published); err != nil {
 					t.Fatalf("InsertInFlight: %v", err)
@@ -62,7 +62,7 @@ func TestInsertInFlight(t *testing.T) {
 
 func TestInsertInFlightAfterCloseIsErrClosed(t *testing.T) {
 	s := newTestSink(t)
-	e := started("r1", "pc1").record(t, 1, t0).Started
+	e := *started("r1", "pc1").record(t, 1, t0).Started
 	if err := s.InsertInFlight(context.Background(), e, t0); err != nil {
 		t.Fatal(err)
 	}

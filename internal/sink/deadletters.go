@@ -108,6 +108,3 @@ func (s *Sink) DeleteDeadLetter(ctx context.Context, d store.DeadLetterRow) (boo
 	n, err := res.RowsAffected()
 	return n > 0, err
 }
-
-// EncodeHeader is store.EncodeHeader, kept under this name for the batch writer (writer.go).
-func EncodeHeader(h map[string][]string) []byte { return store.EncodeHeader(h) }

@@ -106,12 +106,13 @@ func TestPoisonRedeliveredAcrossTheIncarnationChangeIsRecordedOnce(t *testing.T)
 func TestDeadLetterHeadersAreKeptByteForByte(t *testing.T) {
 	s := newTestSink(t)
 	withHeaders := poisonOf(1, t0, "x")
-	withHeaders.Header = map[string][]string{
+	header := map[string][]string{
 		"Nats-Msg-Id": {"abc"},
 		"X-Trace":     {"2", "1"}, // order kept
 		"traceparent": {"lower-case key"},
 		"X-Bin":       {"a\xff\xfeb"},
 	}
+	withHeaders.Header = store.EncodeHeader(header)
 	without := poisonOf(2, t0, "y")
 	mustPoison(t, s, withHeaders, without)
 
@@ -130,8 +131,8 @@ func TestDeadLetterHeadersAreKeptByteForByte(t *testing.T) {
 	if string(dls[0].RawHeader) != wantRaw {
 		t.Errorf("stored headers = %q, want %q", dls[0].RawHeader, wantRaw)
 	}
-	if !maps.EqualFunc(dls[0].Header, withHeaders.Header, slices.Equal) {
-		t.Errorf("headers = %q, want %q", dls[0].Header, withHeaders.Header)
+	if !maps.EqualFunc(dls[0].Header, header, slices.Equal) {
+		t.Errorf("headers = %q, want %q", dls[0].Header, header)
 	}
 	if dls[1].RawHeader != nil || dls[1].Header != nil {
 		t.Errorf("headers of a message without any = %q, want NULL", dls[1].RawHeader)

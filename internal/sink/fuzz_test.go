@@ -123,9 +123,11 @@ func FuzzDecodeAndWrite(f *testing.F) {
 		if why[0] != "" {
 			t.Fatalf("good record %q rejected by the database: %s", clip(payload), why[0])
 		}
-		id := rec.Started.ResultID
+		var id string
 		if rec.Kind == codec.KindResult {
 			id = rec.Result.ResultID
+		} else {
+			id = rec.Started.ResultID
 		}
 		var finished, version sql.NullString
 		var recordedAt string

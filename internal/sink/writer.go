@@ -418,12 +418,15 @@ func writeDeadLetters(ctx context.Context, tx *txn, recs []codec.Record, dead []
 	}
 	for _, i := range dead {
 		r := &recs[i]
-		payload := r.Payload
+		payload, header := r.Payload, r.Header
 		if payload == nil {
 			payload = []byte{} // an empty payload is an empty blob, never NULL
 		}
+		if len(header) == 0 {
+			header = nil // no headers: NULL
+		}
 		if _, err := st.ExecContext(ctx, r.Stream, streamCreatedText(r.StreamCreated), int64(r.Seq),
-			r.Subject, reasons[i].Error(), payload, EncodeHeader(r.Header), r.RecordedAtText()); err != nil {
+			r.Subject, reasons[i].Error(), payload, header, r.RecordedAtText()); err != nil {
 			return fmt.Errorf("dead letter %s/%d: %w", r.Stream, r.Seq, err)
 		}
 	}

@@ -1,10 +1,9 @@
 package store
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -26,31 +25,64 @@ const (
 // it publishes; a key without values is dropped), never refused: the dead letter is recorded
 // all the same.
 func EncodeHeader(h map[string][]string) []byte {
-	keys := make([]string, 0, len(h))
+	if n := HeaderLen(h); n > 0 {
+		return AppendHeader(make([]byte, 0, n), h)
+	}
+	return nil
+}
+
+// HeaderLen returns the length of h's header block (see EncodeHeader): 0 when h has none.
+func HeaderLen(h map[string][]string) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": ") + len(v) + len(crlf)
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return len(headerLine+crlf) + n + len(crlf)
+}
+
+// AppendHeader appends h's header block (see EncodeHeader) to dst, HeaderLen(h) bytes:
+// nothing when h has no values.
+func AppendHeader(dst []byte, h map[string][]string) []byte {
+	var small [8]string
+	keys := small[:0]
 	for k, vs := range h {
 		if len(vs) > 0 {
 			keys = append(keys, k)
 		}
 	}
 	if len(keys) == 0 {
-		return nil
+		return dst
 	}
-	sort.Strings(keys) // a map has no order: sorted, the same header is the same bytes
-	var b bytes.Buffer
-	b.WriteString(headerLine + crlf)
+	slices.Sort(keys) // a map has no order: sorted, the same header is the same bytes
+	dst = append(dst, headerLine+crlf...)
 	for _, k := range keys {
 		for _, v := range h[k] {
-			b.WriteString(newlineToSpace.Replace(k))
-			b.WriteString(": ")
-			b.WriteString(newlineToSpace.Replace(v))
-			b.WriteString(crlf)
+			dst = appendNewlineToSpace(dst, k)
+			dst = append(dst, ": "...)
+			dst = appendNewlineToSpace(dst, v)
+			dst = append(dst, crlf...)
 		}
 	}
-	b.WriteString(crlf)
-	return b.Bytes()
+	return append(dst, crlf...)
 }
 
-var newlineToSpace = strings.NewReplacer("\n", " ")
+// appendNewlineToSpace appends s to dst with each LF replaced by a space, as nats.go does when
+// it publishes.
+func appendNewlineToSpace(dst []byte, s string) []byte {
+	for {
+		i := strings.IndexByte(s, '\n')
+		if i < 0 {
+			return append(dst, s...)
+		}
+		dst = append(append(dst, s[:i]...), ' ')
+		s = s[i+1:]
+	}
+}
 
 // ErrBadHeader is returned (wrapped) by DecodeHeader for bytes that are not a header block.
 var ErrBadHeader = errors.New("not a NATS header block")

@@ -43,3 +43,34 @@ func TestHeaderBlockRoundTripsWhatNATSCarries(t *testing.T) {
 		}
 	}
 }
+
+func TestHeaderBlockBytes(t *testing.T) {
+	for _, tc := range []struct {
+		h    map[string][]string
+		want string
+	}{
+		{nil, ""},
+		{map[string][]string{"K": nil, "E": {}}, ""},
+		{map[string][]string{"traceparent": {"00-ab-cd-01"}}, "NATS/1.0\r\ntraceparent: 00-ab-cd-01\r\n\r\n"},
+		{map[string][]string{"b": {"2", "1"}, "B": {"x"}, "a": {""}, "Z": nil},
+			"NATS/1.0\r\nB: x\r\na: \r\nb: 2\r\nb: 1\r\n\r\n"},
+		{map[string][]string{"new\nline": {"a\nb\n"}}, "NATS/1.0\r\nnew line: a b \r\n\r\n"},
+	} {
+		if got := EncodeHeader(tc.h); string(got) != tc.want || tc.want == "" && got != nil {
+			t.Errorf("EncodeHeader(%q) = %q, want %q", tc.h, got, tc.want)
+		}
+		if n := HeaderLen(tc.h); n != len(tc.want) {
+			t.Errorf("HeaderLen(%q) = %d, want %d", tc.h, n, len(tc.want))
+		}
+		if got := AppendHeader([]byte("prefix"), tc.h); string(got) != "prefix"+tc.want {
+			t.Errorf("AppendHeader(prefix, %q) = %q, want the block after the prefix", tc.h, got)
+		}
+	}
+	many := map[string][]string{}
+	for i := range 20 { // more keys than AppendHeader keeps on its stack
+		many[string(rune('a'+i))] = []string{"v"}
+	}
+	if raw := EncodeHeader(many); len(raw) != HeaderLen(many) || !bytes.HasPrefix(raw, []byte("NATS/1.0\r\na: v\r\nb: v\r\n")) {
+		t.Errorf("EncodeHeader of 20 keys = %q", raw)
+	}
+}
