@@ -193,6 +193,13 @@ func inFlightRows(entries map[string]*project.Entry) []*project.Row {
 // appendStartedJSON appends rows to b as stageStarted reads them. It reports false when
 // some text is not valid UTF-8, which a JSON string cannot carry byte for byte.
 func appendStartedJSON(b []byte, rows []*project.Row) ([]byte, bool) {
+	n := 2
+	for _, r := range rows {
+		// The texts, 8 pairs of quotes, 7 commas, brackets and a comma; escapes are rare.
+		n += len(r.ResultID) + len(r.RequestID) + len(r.ExecID) + len(r.PCID) + len(r.StartedAt) +
+			len(r.RecordedAt) + len(r.JobID) + len(r.Version) + 26
+	}
+	b = slices.Grow(b, n)
 	b = append(b, '[')
 	for i, r := range rows {
 		if i > 0 {
@@ -218,6 +225,15 @@ func appendStartedJSON(b []byte, rows []*project.Row) ([]byte, bool) {
 	return append(b, ']'), true
 }
 
+// jsonPlain holds the bytes a JSON string carries as they are and that are whole characters:
+// ASCII from the space on, but '"' and '\\'.
+var jsonPlain = func() (t [256]bool) {
+	for c := ' '; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendJSONString appends s to b as a JSON string: '"', '\' and the control characters below
 // U+0020 escaped, everything else as it is (JSON text is UTF-8). strconv.AppendQuote is not
 // JSON: it writes \x.., \a and \U........ escapes that JSON does not have. It reports false
@@ -228,16 +244,16 @@ func appendJSONString(b []byte, s string) ([]byte, bool) {
 	start := 0 // s[start:i] is still to copy
 	for i := 0; i < len(s); {
 		c := s[i]
+		if jsonPlain[c] {
+			i++
+			continue
+		}
 		if c >= utf8.RuneSelf {
 			r, size := utf8.DecodeRuneInString(s[i:])
 			if r == utf8.RuneError && size == 1 {
 				return b, false
 			}
 			i += size
-			continue
-		}
-		if c >= 0x20 && c != '"' && c != '\\' {
-			i++
 			continue
 		}
 		b = append(b, s[start:i]...)
