@@ -53,11 +53,11 @@ const (
 		WHERE rowid <= ? AND result_id IN (SELECT result_id FROM temp.fanin_started)`
 )
 
-// bulkMin is the fewest rows insertFresh inserts through the temporary table: it prepares
-// four statements more a transaction, worth a few dozen rows bound one by one (a guess, not
-// measured). Below it a row the database refuses also keeps its own error message
-// ("insert <result_id>: …") once bisection has it alone.
-const bulkMin = 32
+// bulkMin is the fewest rows insertFresh inserts through the temporary table: it prepares and
+// runs five statements a transaction, and at 100-row batches the two ways cost the same CPU
+// (BenchmarkWriteStarted, paired runs). Below it a row the database refuses also keeps its own
+// error message ("insert <result_id>: …") once bisection has it alone.
+const bulkMin = 100
 
 // insertFresh writes the rows a started-only batch merged into absent rows (writeInsertFirst's
 // first pass), as writeRows would, and returns the ids whose row turned out to exist.
