@@ -15,10 +15,11 @@ import (
 	"fanin/internal/project"
 )
 
-// A batch of started events into absent rows — the common case — is inserted with three
-// statements instead of one per row: the rows, bound as a single JSON array text, are unpacked
-// by SQLite into a temporary table, which one INSERT … SELECT copies into execution_results.
-// One bind and a few steps a batch instead of some ten cgo crossings and a step a row.
+// A batch of started events into absent rows — the common case — is inserted with a few
+// statements a batch instead of one a row: the rows, bound as a single JSON array text, are
+// unpacked by SQLite into a temporary table, which one INSERT … SELECT copies into
+// execution_results. One bind and a few steps a batch instead of some ten cgo crossings and a
+// step a row.
 //
 // Why the temporary table, and not one INSERT … SELECT … FROM jsonb_each(?): a statement that
 // writes many rows and calls a function (->> is one) may abort halfway, so SQLite keeps a
@@ -63,12 +64,12 @@ const bulkMin = 100
 // first pass), as writeRows would, and returns the ids whose row turned out to exist.
 //
 // It inserts them all through fanin_started (see stageStarted). When every row was new — the
-// usual case — that is all. When fewer rows were inserted than sent, some existed, and which cannot be told
-// from their values (a row an earlier batch wrote from the same event looks like one just
-// inserted). Their rowids tell: SQLite gives a new row one more than the largest rowid in the
-// table (only when that is the largest integer does it pick at random, which the check below
-// rules out), so the rows with a rowid no larger than the largest before the statement are
-// the ones that were there.
+// usual case — that is all. When fewer rows were inserted than sent, some existed, and which
+// cannot be told from their values (a row an earlier batch wrote from the same event looks
+// like one just inserted). Their rowids tell: SQLite gives a new row one more than the largest
+// rowid in the table (only when that is the largest integer does it pick at random, which the
+// check below rules out), so the rows with a rowid no larger than the largest before the
+// statement are the ones that were there.
 func insertFresh(ctx context.Context, tx *txn, entries map[string]*project.Entry, rep *counts) (existed []string, err error) {
 	rows := inFlightRows(entries)
 	if len(rows) < bulkMin {
