@@ -29,7 +29,7 @@ var checkedTables = []string{"execution_results", "executions", "dead_letters"}
 // schemaStatements are the statements fanin runs on checkedTables: the columns CheckSchema
 // requires are the ones they name. A statement added to the sink belongs here.
 var schemaStatements = []string{
-	selectRows, insertStarted, insertRow, updateRow, updateRowText, markRunning, bumpCounts,
+	selectRows, insertStarted, insertStaged, maxRowid, selectExisted, insertRow, updateRow, updateRowText, markRunning, bumpCounts,
 	insertDeadLetter, selectDeadLetters, deleteDeadLetter,
 }
 

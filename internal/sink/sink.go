@@ -49,6 +49,12 @@ func connectHook(persistWAL bool) func(c *sqlite3.SQLiteConn) error {
 			walAutocheckpointPages, journalSizeLimit), nil); err != nil {
 			return err
 		}
+		// The temporary database holds one batch of rows on their way in (stageStarted): its
+		// rollback journal, a few hundred pages at most, is kept in memory rather than
+		// written to a temporary file at every batch.
+		if _, err := c.Exec("PRAGMA temp.journal_mode = MEMORY", nil); err != nil {
+			return err
+		}
 		if persistWAL {
 			return c.SetFileControlInt("main", sqlite3.SQLITE_FCNTL_PERSIST_WAL, 1)
 		}

@@ -129,7 +129,7 @@ func writeLookupFirst(ctx context.Context, tx *txn, recs []codec.Record, good []
 func writeInsertFirst(ctx context.Context, tx *txn, recs []codec.Record, good []int, rep *counts) (project.Deltas, error) {
 	fresh := make(map[string]*project.Entry, len(good))
 	execs := project.Merge(recs, good, fresh) // started events into absent rows owe no counts
-	existed, err := writeRows(ctx, tx, fresh, rep)
+	existed, err := insertFresh(ctx, tx, fresh, rep)
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ import (
 // the default configuration (Sync full: one fsync per batch). Building and decoding the
 // payloads is not timed.
 func BenchmarkWriteStarted(b *testing.B) {
-	for _, n := range []int{1000, 8000} {
+	for _, n := range []int{100, 1000, 8000} {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchmarkWriteStarted(b, n) })
 	}
 }
