@@ -187,6 +187,18 @@ func (b *budget) take(ctx context.Context, n int64) error {
 }
 
 // give returns n bytes taken before.
+// tryTake takes n if it is free now, without waiting.
+func (b *budget) tryTake(n int64) bool {
+	n = min(n, b.total)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.free < n {
+		return false
+	}
+	b.free -= n
+	return true
+}
+
 func (b *budget) give(n int64) {
 	n = min(n, b.total)
 	b.mu.Lock()

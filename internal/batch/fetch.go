@@ -42,19 +42,32 @@ type stageTiming struct {
 // fetchStage fetches batches, decodes them and completes them, sending each on to out, until
 // ctx ends. A failed fetch is retried with backoff; a vanished durable is bound again. It
 // returns an error only when the durable can never be bound again.
+//
+// Each fetch after a successful one is issued before the batch in hand is decoded and handed
+// on, so the server delivers the next batch while this one is worked on instead of waiting
+// for the next pull request. One fetch issued ahead at shutdown is still collected (it ends
+// within MaxWait) and its batch written and settled like the others.
 func (l *Loop) fetchStage(ctx context.Context, cons jetstream.Consumer, out chan<- *fetched) error {
 	bo := l.newBackoff(min(5*time.Second, l.cfg.RetryMax)) // the pause after a failed fetch
 	cbo := l.newBackoff(l.cfg.RetryMax)                    // the nak delay of records that could not be completed
 	failing := false
-	for ctx.Err() == nil {
+	var ahead *pull // issued before the batch in hand was decoded; nil: none
+	for ctx.Err() == nil || ahead != nil {
 		l.heartbeat()
-		if !l.acquire(ctx, l.cfg.BatchSize) {
-			return nil
+		p := ahead
+		ahead = nil
+		if p == nil {
+			if !l.acquire(ctx, l.cfg.BatchSize) {
+				return nil
+			}
+			p = l.issue(cons)
 		}
-		start := time.Now()
-		msgs, err := l.fetch(cons)
+		msgs, err := p.collect()
 		l.release(l.cfg.BatchSize - len(msgs))
-		l.obs.received(start, len(msgs), err)
+		l.obs.received(p.start, len(msgs), err)
+		if err == nil && ctx.Err() == nil && l.tryAcquire(l.cfg.BatchSize) {
+			ahead = l.issue(cons)
+		}
 		if f := l.decode(msgs); f != nil {
 			// The write stage drains until out is closed: sending never blocks for good.
 			l.complete(ctx, f, out, cbo)
@@ -90,21 +103,38 @@ func (l *Loop) fetchStage(ctx context.Context, cons jetstream.Consumer, out chan
 	return nil
 }
 
-// fetch pulls one batch: up to BatchSize messages, or whatever arrived within MaxWait.
-func (l *Loop) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
+// A pull is one fetch: a pull request for up to BatchSize messages, or whatever arrives within
+// MaxWait, whose messages come in while the loop does other work.
+type pull struct {
+	start time.Time
+	batch jetstream.MessageBatch
+	err   error // the request could not be sent
+}
+
+// issue sends the pull request of one fetch.
+func (l *Loop) issue(cons jetstream.Consumer) *pull {
 	maxBytes := l.cfg.MaxBatchBytes
 	if nc := l.js.Conn(); nc != nil {
 		maxBytes = max(maxBytes, 2*int(nc.MaxPayload()))
 	}
-	b, err := cons.Fetch(l.cfg.BatchSize, jetstream.FetchMaxWait(l.cfg.MaxWait), jetstream.FetchMaxBytes(maxBytes))
-	if err != nil {
-		return nil, fmt.Errorf("fetch: %w", err)
+	p := &pull{start: time.Now()}
+	p.batch, p.err = cons.Fetch(l.cfg.BatchSize, jetstream.FetchMaxWait(l.cfg.MaxWait), jetstream.FetchMaxBytes(maxBytes))
+	return p
+}
+
+// collect waits for the fetch to end and returns its messages.
+func (p *pull) collect() ([]jetstream.Msg, error) {
+	if p.err != nil {
+		return nil, fmt.Errorf("fetch: %w", p.err)
 	}
-	msgs := make([]jetstream.Msg, 0, l.cfg.BatchSize)
-	for m := range b.Messages() {
+	var msgs []jetstream.Msg
+	for m := range p.batch.Messages() {
+		if msgs == nil {
+			msgs = make([]jetstream.Msg, 0, cap(p.batch.Messages()))
+		}
 		msgs = append(msgs, m)
 	}
-	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+	if err := p.batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 		return msgs, fmt.Errorf("fetch: %w", err)
 	}
 	return msgs, nil

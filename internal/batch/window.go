@@ -68,6 +68,11 @@ func (l *Loop) acquire(ctx context.Context, n int) bool {
 	}
 }
 
+// tryAcquire takes n messages of the window if they are free now.
+func (l *Loop) tryAcquire(n int) bool {
+	return l.window == nil || l.window.b.tryTake(int64(n))
+}
+
 // release gives n messages back to the window: they were settled (acked, naked or
 // terminated), or a fetch brought fewer than it took.
 func (l *Loop) release(n int) {
