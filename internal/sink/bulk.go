@@ -124,6 +124,25 @@ func insertFresh(ctx context.Context, tx *txn, entries map[string]*project.Entry
 	return existed, nil
 }
 
+// rowids reports whether execution_results has rowids, which insertFresh needs: a table made
+// by another program before fanin's migrations (they create it only when it is missing) may be
+// WITHOUT ROWID, and then every started batch goes one row at a time instead of failing. It
+// is asked once, within a write transaction (s.mu held).
+func (s *Sink) rowids(ctx context.Context, tx *txn) (bool, error) {
+	if s.hasRowids == 0 {
+		var withoutRowid bool
+		err := tx.QueryRowContext(ctx, `SELECT wr FROM pragma_table_list('execution_results') WHERE schema = 'main'`).Scan(&withoutRowid)
+		if err != nil {
+			return false, fmt.Errorf("is execution_results a rowid table: %w", err)
+		}
+		s.hasRowids = 1
+		if withoutRowid {
+			s.hasRowids = 2
+		}
+	}
+	return s.hasRowids == 1, nil
+}
+
 // execRaw runs query with args on c and returns the rows it changed.
 func execRaw(ctx context.Context, c *sqlite3.SQLiteConn, query string, args ...any) (int64, error) {
 	res, err := c.ExecContext(ctx, query, named(args))

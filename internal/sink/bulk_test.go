@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -67,7 +68,28 @@ func TestJSONStringsComeBackByteForByte(t *testing.T) {
 // one finished by its result. Every other row is inserted, and the existing ones are merged as
 // one row at a time would be.
 func TestStartedBatchIntoSomeExistingRows(t *testing.T) {
-	s := newTestSink(t)
+	for _, table := range []string{"as fanin creates it", "WITHOUT ROWID, made before fanin's migrations"} {
+		t.Run(table, func(t *testing.T) { testStartedBatchIntoSomeExistingRows(t, table != "as fanin creates it") })
+	}
+}
+
+// testStartedBatchIntoSomeExistingRows is TestStartedBatchIntoSomeExistingRows on a table
+// without rowids (the bulk insert cannot tell new rows by them: one row at a time) or with them.
+func testStartedBatchIntoSomeExistingRows(t *testing.T, withoutRowid bool) {
+	cfg := testConfig(t)
+	if withoutRowid {
+		db, err := sql.Open("sqlite3", cfg.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustExec(t, db, `CREATE TABLE execution_results (result_id TEXT PRIMARY KEY, request_id TEXT NOT NULL,
+			exec_id TEXT, pc_id TEXT NOT NULL, exit_code INTEGER, stdout TEXT NOT NULL DEFAULT '',
+			stderr TEXT NOT NULL DEFAULT '', started_at TEXT NOT NULL, finished_at TEXT, recorded_at TEXT NOT NULL,
+			job_id TEXT, version TEXT, reaped INTEGER NOT NULL DEFAULT 0, expires_at TEXT, parent_result_id TEXT,
+			skipped INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID`)
+		db.Close()
+	}
+	s := openTestSink(t, cfg)
 	insertExecution(t, s, testExec, 20, "pending")
 	const n = 3 * bulkMin
 	var batch []codec.Record

@@ -73,6 +73,8 @@ type Sink struct {
 	mu       sync.Mutex // serialises Write and the other writes; guards closed and inFlight
 	closed   bool
 	inFlight *sql.Stmt // InsertInFlight's statement, prepared at its first call
+	// hasRowids caches rowids: 0 not known yet, 1 yes, 2 no (guarded by mu).
+	hasRowids int
 }
 
 // Open opens (creating it with mode 0600, or cfg.Mode, if needed) the database at cfg.Path and

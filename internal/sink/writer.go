@@ -72,7 +72,11 @@ func (s *Sink) writeTx(ctx context.Context, recs []codec.Record, idx []int, b *s
 	var rep counts
 	var execs project.Deltas
 	if project.StartedOnly(recs, good) {
-		execs, err = writeInsertFirst(ctx, tx, recs, good, &rep)
+		var bulk bool
+		if bulk, err = s.rowids(ctx, tx); err != nil {
+			return classify(err)
+		}
+		execs, err = writeInsertFirst(ctx, tx, recs, good, bulk, &rep)
 	} else {
 		execs, err = writeLookupFirst(ctx, tx, recs, good, &rep)
 	}
@@ -125,11 +129,16 @@ func writeLookupFirst(ctx context.Context, tx *txn, recs []codec.Record, good []
 
 // writeInsertFirst writes a batch of started events. They usually come before their results,
 // so most of their rows do not exist yet: it inserts first, and reads and merges again only the
-// rows that turn out to exist — saving the lookup of every id.
-func writeInsertFirst(ctx context.Context, tx *txn, recs []codec.Record, good []int, rep *counts) (project.Deltas, error) {
+// rows that turn out to exist — saving the lookup of every id. With bulk, a large batch is
+// inserted in a few statements (insertFresh), else one row at a time.
+func writeInsertFirst(ctx context.Context, tx *txn, recs []codec.Record, good []int, bulk bool, rep *counts) (project.Deltas, error) {
 	fresh := make(map[string]*project.Entry, len(good))
 	execs := project.Merge(recs, good, fresh) // started events into absent rows owe no counts
-	existed, err := insertFresh(ctx, tx, fresh, rep)
+	insert := writeRows
+	if bulk {
+		insert = insertFresh
+	}
+	existed, err := insert(ctx, tx, fresh, rep)
 	if err != nil {
 		return nil, err
 	}
