@@ -17,7 +17,6 @@ import (
 	"pgregory.net/rapid"
 
 	"fanin/internal/codec"
-	"fanin/internal/fault"
 	"fanin/internal/store"
 )
 
@@ -154,15 +153,9 @@ func TestThreeConcurrentWritersGiveTheTablesOfOneWriter(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for _, b := range work[w] {
-					for { // a transient error is naked and redelivered: written again
-						_, err := pg.Write(ctx, b)
-						if err == nil {
-							break
-						}
-						if fault.IsPermanent(err) {
-							errs <- fmt.Errorf("writer %d: %w", w, err)
-							return
-						}
+					if err := writeRetrying(ctx, pg, b); err != nil {
+						errs <- fmt.Errorf("writer %d: %w", w, err)
+						return
 					}
 				}
 			}()
@@ -203,17 +196,9 @@ func TestConcurrentBatchesOnTheSameRunsCountEachOnce(t *testing.T) {
 			}
 			size := 7 + 13*w
 			for i := 0; i < len(mine); i += size {
-				// A transient error (a race lost too often) is naked and redelivered by the loop:
-				// here, written again.
-				for {
-					_, err := s.Write(context.Background(), mine[i:min(i+size, len(mine))])
-					if err == nil {
-						break
-					}
-					if fault.IsPermanent(err) {
-						t.Errorf("writer %d: %v", w, err)
-						return
-					}
+				if err := writeRetrying(context.Background(), s, mine[i:min(i+size, len(mine))]); err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
 				}
 			}
 		}()
@@ -251,15 +236,9 @@ func TestAPoisonMessageRacedFromTwoIncarnationViewsIsRecordedOnce(t *testing.T) 
 				if (w+int(seq))%2 == 0 {
 					r.StreamCreated = created
 				}
-				for {
-					_, err := s.Write(context.Background(), []codec.Record{r})
-					if err == nil {
-						break
-					}
-					if fault.IsPermanent(err) {
-						t.Errorf("writer %d: %v", w, err)
-						return
-					}
+				if err := writeRetrying(context.Background(), s, []codec.Record{r}); err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
 				}
 			}
 		}()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"fanin/internal/codec"
+	"fanin/internal/fault"
 	"fanin/internal/pgtest"
 	"fanin/internal/sink"
 	"fanin/internal/store"
@@ -95,6 +96,17 @@ func record(kind codec.Kind, seq uint64, payload []byte, published time.Time) co
 	r := codec.Record{Stream: stream, Seq: seq, Subject: subject, Published: published, Payload: payload, Kind: kind}
 	r.Decode()
 	return r
+}
+
+// writeRetrying writes recs as the loop would: a transient error (a race lost too often) is
+// naked and redelivered, so the batch is written again until it commits or fails for good.
+func writeRetrying(ctx context.Context, s *Store, recs []codec.Record) error {
+	for {
+		_, err := s.Write(ctx, recs)
+		if err == nil || fault.IsPermanent(err) {
+			return err
+		}
+	}
 }
 
 func mustWrite(t *testing.T, s *Store, recs ...codec.Record) store.Report {

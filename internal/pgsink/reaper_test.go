@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"fanin/internal/codec"
-	"fanin/internal/fault"
 )
 
 // reap is what the reaper (not fanin) does, in one transaction of its own: close one stale
@@ -90,15 +89,9 @@ func TestAReaperRacingTheWritersLeavesEveryFinishedRunCountedOnce(t *testing.T) 
 			size := 5 + 11*w
 			for i := 0; i < len(recs); i += size {
 				j := (i + w*37) % len(recs) // each writer starts elsewhere
-				for {
-					_, err := s.Write(ctx, recs[j:min(j+size, len(recs))])
-					if err == nil {
-						break
-					}
-					if fault.IsPermanent(err) {
-						t.Errorf("writer %d: %v", w, err)
-						return
-					}
+				if err := writeRetrying(ctx, s, recs[j:min(j+size, len(recs))]); err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
 				}
 			}
 		}()
